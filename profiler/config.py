@@ -1,0 +1,105 @@
+"""Hook settings: one dataclass read from the MEMSOAK_* environment, overridable in code.
+
+`memsoak-run` turns its flags into these environment variables, so a hook started by
+`sitecustomize` in any process of the engine's tree sees the same settings; `profiler.install()`
+takes the same names as keyword overrides. Bad values never raise into the engine: they fall back to
+the default and are reported once on stderr.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import sys
+from typing import Any, Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9477
+PEER_PORT_SPAN = 64          # other processes of the tree bind PORT+1 .. PORT+64
+DEFAULT_CAPACITY = 3600      # one hour at the default interval (see docs/hook.md for bytes)
+DEFAULT_SNAPSHOT_FRAMES = 1  # frames used when POST /snapshots has to start tracemalloc
+
+
+@dataclasses.dataclass(frozen=True)
+class HookConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    interval: float = 1.0
+    capacity: int = DEFAULT_CAPACITY
+    tracemalloc_frames: int = 0
+    uss: bool = False
+    gc_objects: bool = False
+    peer_dir: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The config as /health shows it: never the token itself."""
+        shown = dataclasses.asdict(self)
+        shown["token"] = bool(self.token)
+        return shown
+
+
+# field name -> (environment variable, parser)
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
+
+
+ENV: dict[str, tuple[str, Any]] = {
+    "host": ("MEMSOAK_HOOK_HOST", str),
+    "port": ("MEMSOAK_HOOK_PORT", int),
+    "token": ("MEMSOAK_HOOK_TOKEN", str),
+    "interval": ("MEMSOAK_INTERVAL", float),
+    "capacity": ("MEMSOAK_RING_CAPACITY", int),
+    "tracemalloc_frames": ("MEMSOAK_TRACEMALLOC_FRAMES", int),
+    "uss": ("MEMSOAK_USS", _bool),
+    "gc_objects": ("MEMSOAK_GC_OBJECTS", _bool),
+    "peer_dir": ("MEMSOAK_PEER_DIR", str),
+}
+
+_LIMITS = {"port": (0, 65535), "interval": (0.01, 3600.0), "capacity": (10, 10_000_000),
+           "tracemalloc_frames": (0, 1000)}
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> HookConfig:
+    """Settings from the environment, then keyword overrides; invalid values warn and default."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (var, parse) in ENV.items():
+        raw = environ.get(var)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError:
+            _warn(f"ignoring {var}={raw!r}: not a valid {parse.__name__}; using the default")
+    for name, value in overrides.items():
+        if name not in ENV:
+            _warn(f"ignoring unknown setting {name!r}; known: {', '.join(ENV)}")
+            continue
+        values[name] = value
+    for name, (low, high) in _LIMITS.items():
+        if name in values and not low <= values[name] <= high:
+            _warn(f"ignoring {name}={values[name]!r}: must be within {low}..{high}; using the default")
+            del values[name]
+    return HookConfig(**values)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn(message: str) -> None:
+    try:
+        print(f"memsoak hook: {message}", file=sys.stderr, flush=True)
+    except Exception:  # a closed stderr must not break the engine
+        pass

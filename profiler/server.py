@@ -1,0 +1,224 @@
+"""The hook's HTTP API (routes in docs/CONTRACTS.md) on its own thread and port.
+
+A stdlib ThreadingHTTPServer, independent of the engine's web framework: it answers while the
+engine's event loop is stuck. Handler threads are named `memsoak-http-*` (excluded from the thread
+count), are daemons, and a request that stalls times out. A `?pid=N` naming another process of the
+tree is forwarded to that peer's hook. Every handler failure becomes a JSON 500 and one count under
+`http` in the error table: nothing propagates into the engine.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import socket
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from . import peers
+from .sampler import ErrorCounts
+from .snapshots import SnapshotStore, TypeCensusStore, UnknownLabel
+
+LABEL = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+MAX_TOP = 1000
+
+
+class Backend(Protocol):
+    pid: int
+    host: str
+    token: str | None
+    peer_dir: str | None
+    errors: ErrorCounts
+    snapshots: SnapshotStore | None
+    censuses: TypeCensusStore | None
+
+    def health(self) -> dict[str, Any]: ...
+    def samples(self, since: int, limit: int) -> dict[str, Any]: ...
+    def metrics(self) -> tuple[str, bytes]: ...
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # a restarted engine must rebind while old sockets sit in TIME_WAIT
+    backend: Backend
+    _counter = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        _Server._counter += 1
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name=f"memsoak-http-{_Server._counter}", daemon=True)
+        thread.start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # broken pipes from impatient clients are not the engine's problem
+
+
+def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name, [None])[0]
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}={raw!r} is not an integer: pass e.g. {name}={default}")
+    return min(max(value, low), high)
+
+
+def _label(raw: str) -> str:
+    label = urllib.parse.unquote(raw)
+    if not LABEL.match(label):
+        raise ApiError(400, f"bad label {label!r}: use 1-64 of letters, digits, '_', '.', '-'")
+    return label
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: _Server
+    timeout = 30
+    server_version = "memsoak-hook"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the engine's stderr is the engine's
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        backend = self.server.backend
+        try:
+            parsed = urllib.parse.urlsplit(self.path)
+            query = urllib.parse.parse_qs(parsed.query)
+            if not self._authorized(backend, query):
+                raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer TOKEN' "
+                                    "or ?token=TOKEN (MEMSOAK_HOOK_TOKEN)")
+            if "pid" in query and self._forward(backend, method, parsed, query):
+                return
+            if method == "POST" and int(self.headers.get("Content-Length") or 0):
+                self.rfile.read(int(self.headers["Content-Length"]))
+            self._route(backend, method, parsed.path.rstrip("/") or "/", query)
+        except ApiError as error:
+            self._json(error.status, {"error": str(error)})
+        except UnknownLabel as error:
+            self._json(404, {"error": error.message})
+        except Exception as error:
+            backend.errors.add("http", error)
+            self._json(500, {"error": f"hook failed: {type(error).__name__}: {error}"[:300]})
+
+    def _authorized(self, backend: Backend, query: dict[str, list[str]]) -> bool:
+        if not backend.token:
+            return True
+        header = self.headers.get("Authorization", "")
+        given = header[7:] if header.startswith("Bearer ") else query.get("token", [""])[0]
+        return hmac.compare_digest(given.encode(), backend.token.encode())
+
+    def _forward(self, backend: Backend, method: str, parsed: urllib.parse.SplitResult,
+                 query: dict[str, list[str]]) -> bool:
+        raw = query["pid"][0]
+        if raw == str(backend.pid):
+            return False
+        peer = next((p for p in peers.list_peers(backend.peer_dir, backend.pid)
+                     if str(p["pid"]) == raw), None)
+        if peer is None:
+            raise ApiError(404, f"no hooked process with pid {raw} in this tree: see /health peers")
+        rest = [(key, value) for key, values in query.items() if key not in ("pid", "token")
+                for value in values]
+        target = parsed.path + ("?" + urllib.parse.urlencode(rest) if rest else "")
+        status, content_type, body = peers.forward(backend.host, peer["port"], method, target,
+                                                   backend.token)
+        self._send(status, content_type or "application/json", body)
+        return True
+
+    def _route(self, backend: Backend, method: str, path: str, query: dict[str, list[str]]) -> None:
+        parts = path.strip("/").split("/")
+        top = _int_param(query, "top", 20, 1, MAX_TOP)
+        if method == "GET" and path == "/health":
+            return self._json(200, backend.health())
+        if method == "GET" and path == "/samples":
+            since = _int_param(query, "since", 0, -1, 2**62)
+            limit = _int_param(query, "limit", 10_000, 1, 100_000)
+            return self._json(200, backend.samples(since, limit))
+        if method == "GET" and path == "/metrics":
+            content_type, body = backend.metrics()
+            return self._send(200, content_type, body)
+        if parts[0] in ("snapshots", "diff", "types"):
+            return self._memory_route(backend, method, parts, query, top)
+        raise ApiError(404, f"no route {method} {path}: see docs/CONTRACTS.md (hook HTTP API)")
+
+    def _memory_route(self, backend: Backend, method: str, parts: list[str],
+                      query: dict[str, list[str]], top: int) -> None:
+        if backend.snapshots is None or backend.censuses is None:
+            raise ApiError(409, "snapshots, diffs and type censuses need the hook inside the engine "
+                                "(--pid mode samples from outside): run the engine under memsoak-run")
+        if parts == ["snapshots"] and method == "GET":
+            return self._json(200, {"labels": backend.snapshots.labels()})
+        if len(parts) == 2 and parts[0] == "snapshots" and method == "POST":
+            return self._json(200, backend.snapshots.take(_label(parts[1])))
+        if parts == ["diff"] and method == "GET":
+            base, head = self._pair(query, "/diff")
+            return self._json(200, backend.snapshots.diff(base, head, top))
+        if parts == ["types"] and method == "GET":
+            return self._json(200, backend.censuses.current(top))
+        if parts == ["types", "diff"] and method == "GET":
+            base, head = self._pair(query, "/types/diff")
+            return self._json(200, backend.censuses.diff(base, head, top))
+        if len(parts) == 2 and parts[0] == "types" and method == "POST":
+            return self._json(200, backend.censuses.take(_label(parts[1])))
+        raise ApiError(404, f"no route {method} /{'/'.join(parts)}: see docs/CONTRACTS.md")
+
+    @staticmethod
+    def _pair(query: dict[str, list[str]], route: str) -> tuple[str, str]:
+        if "base" not in query or "head" not in query:
+            raise ApiError(400, f"{route} needs both labels: {route}?base=L1&head=L2")
+        return _label(query["base"][0]), _label(query["head"][0])
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, "application/json", json.dumps(payload).encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class HookServer:
+    """Binds at construction (so the caller learns at once whether the port was free)."""
+
+    def __init__(self, backend: Backend, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("_BoundServer", (_Server,), {"address_family": family})
+        self._server = server_class((host, port), Handler)
+        self._server.backend = backend
+        self.port: int = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="memsoak-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        try:
+            if self._thread is not None and self._thread.is_alive():
+                self._server.shutdown()  # waits at most one poll_interval
+        finally:
+            self._server.server_close()
+
+    def close_inherited(self) -> None:
+        """In a forked child: drop our copy of the parent's listening socket, touch nothing else."""
+        try:
+            self._server.socket.close()
+        except OSError:
+            pass
