@@ -1,0 +1,240 @@
+"""`memsoak-run [options] -- COMMAND ...`: run an engine with the hook in every Python process.
+
+COMMAND starts in its own process group with a sitecustomize directory first on PYTHONPATH (the
+existing PYTHONPATH kept after it, an existing sitecustomize chained to), and the options exported
+as MEMSOAK_* variables. Multi-worker servers: the first process to bind --port is the primary and
+its tree_rss_bytes covers the whole tree; every other hooked process binds the next free port in
+PORT+1..PORT+64, registers in a peer directory (MEMSOAK_PEER_DIR, created and removed here), and is
+listed in the primary's /health "peers" and reachable through the primary with `?pid=N`.
+SIGINT/SIGTERM/SIGHUP are forwarded to the process group; after --grace seconds the group gets
+SIGKILL. memsoak-run exits with COMMAND's status (128+N when it died of signal N), after killing any
+descendant left behind. `--pid PID` samples an existing process from outside instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Sequence
+
+import psutil
+
+from . import memray_support
+from .config import DEFAULT_HOST, DEFAULT_PORT, load_config
+
+BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
+HOOK_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+USAGE_ERROR = 2
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="memsoak-run",
+        description="Run COMMAND with memsoak's hook in every Python process it starts.",
+        epilog="example: memsoak-run --port 9477 -- uvicorn app:app --workers 2")
+    parser.add_argument("--port", type=int, help=f"hook port (MEMSOAK_HOOK_PORT, default {DEFAULT_PORT})")
+    parser.add_argument("--host", help=f"hook bind address (MEMSOAK_HOOK_HOST, default {DEFAULT_HOST}); "
+                                       "non-loopback needs --token")
+    parser.add_argument("--token", help="bearer token required on every hook request (MEMSOAK_HOOK_TOKEN)")
+    parser.add_argument("--interval", type=float, help="seconds between samples (MEMSOAK_INTERVAL, default 1)")
+    parser.add_argument("--tracemalloc-frames", type=int,
+                        help="start tracemalloc with N frames (MEMSOAK_TRACEMALLOC_FRAMES, default 0 = off)")
+    parser.add_argument("--uss", action="store_true", help="sample USS from smaps (MEMSOAK_USS=1)")
+    parser.add_argument("--gc-objects", action="store_true",
+                        help="count all gc objects each sample (MEMSOAK_GC_OBJECTS=1)")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds between forwarding a stop signal and SIGKILL (default 10)")
+    parser.add_argument("--memray", metavar="FILE", help="run under memray, write FILE and reports next to it")
+    parser.add_argument("--memray-mode", choices=memray_support.MODES, default="malloc",
+                        help="how memray's leaks view avoids pymalloc false leaks (default malloc)")
+    parser.add_argument("--pid", type=int, help="sample this existing process from outside (no COMMAND)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+    args = parser.parse_args(argv)
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    if args.pid is None and not args.command:
+        parser.error("nothing to run: give `-- COMMAND ...` or --pid PID")
+    if args.pid is not None and args.command:
+        parser.error("--pid samples an existing process: give either --pid or `-- COMMAND`, not both")
+    if args.pid is not None and args.memray:
+        parser.error("--memray needs COMMAND (memray cannot attach here): drop --pid")
+    if args.port is not None and not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: must be 0..65535")
+    if args.interval is not None and args.interval <= 0:
+        parser.error(f"--interval {args.interval}: must be > 0 seconds")
+    if args.tracemalloc_frames is not None and args.tracemalloc_frames < 0:
+        parser.error("--tracemalloc-frames must be >= 0 (0 = off)")
+    if args.memray and os.path.exists(args.memray):
+        parser.error(f"--memray {args.memray} exists and memray will not overwrite it: "
+                     "remove it or choose another path")
+    return args
+
+
+def hook_env(args: argparse.Namespace) -> dict[str, str]:
+    """The MEMSOAK_* variables the options stand for (unset options keep the environment's)."""
+    env: dict[str, str] = {}
+    pairs: dict[str, Any] = {"MEMSOAK_HOOK_PORT": args.port, "MEMSOAK_HOOK_HOST": args.host,
+                             "MEMSOAK_HOOK_TOKEN": args.token, "MEMSOAK_INTERVAL": args.interval,
+                             "MEMSOAK_TRACEMALLOC_FRAMES": args.tracemalloc_frames}
+    for name, value in pairs.items():
+        if value is not None:
+            env[name] = str(value)
+    if args.uss:
+        env["MEMSOAK_USS"] = "1"
+    if args.gc_objects:
+        env["MEMSOAK_GC_OBJECTS"] = "1"
+    return env
+
+
+def child_env(args: argparse.Namespace, peer_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(hook_env(args))
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = BOOT_DIR + (os.pathsep + existing if existing else "")
+    env["MEMSOAK_HOOK_PATH"] = HOOK_PATH
+    env["MEMSOAK_PEER_DIR"] = peer_dir
+    if args.memray:
+        env.update(memray_support.env_for(args.memray, args.memray_mode, os.getpid()))
+    return env
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.kill_at: float | None = None
+
+
+def _kill_leftovers(known: dict[int, float], grace: float) -> None:
+    """Descendants that outlived COMMAND (reparented, or in another session): TERM, then KILL."""
+    alive = []
+    for pid, created in known.items():
+        try:
+            proc = psutil.Process(pid)
+            if proc.create_time() == created:  # not a recycled pid
+                proc.terminate()
+                alive.append(proc)
+        except psutil.Error:
+            continue
+    _gone, still = psutil.wait_procs(alive, timeout=grace)
+    for proc in still:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(still, timeout=5)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    peer_dir = tempfile.mkdtemp(prefix="memsoak-peers-")
+    stop = _Stop()
+    try:
+        try:
+            child = subprocess.Popen(args.command, env=child_env(args, peer_dir), start_new_session=True)
+        except OSError as error:
+            print(f"memsoak-run: cannot start {args.command[0]!r}: {error.strerror or error}",
+                  file=sys.stderr)
+            return 127 if isinstance(error, FileNotFoundError) else 126
+
+        def forward(signum: int, _frame: Any) -> None:
+            stop.signal = signum
+            if stop.kill_at is None:
+                stop.kill_at = time.monotonic() + args.grace
+            try:
+                os.killpg(child.pid, signum)
+            except OSError:
+                pass
+
+        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+        known: dict[int, float] = {}
+        try:
+            while child.poll() is None:
+                try:
+                    for proc in psutil.Process(child.pid).children(recursive=True):
+                        known.setdefault(proc.pid, proc.create_time())
+                except psutil.Error:
+                    pass
+                if stop.kill_at is not None and time.monotonic() > stop.kill_at:
+                    try:
+                        os.killpg(child.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    stop.kill_at = time.monotonic() + 3600
+                try:
+                    child.wait(timeout=0.25)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            try:
+                os.killpg(child.pid, signal.SIGTERM)  # the rest of the group, if any
+            except OSError:
+                pass
+            _kill_leftovers(known, min(args.grace, 5.0))
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        status = child.returncode
+        if args.memray:
+            _render_memray(args.memray)
+        return 128 - status if status < 0 else status
+    finally:
+        shutil.rmtree(peer_dir, ignore_errors=True)
+
+
+def _render_memray(file: str) -> None:
+    found = memray_support.captures(file)
+    if not found:
+        print(f"memsoak-run: no memray capture at {file}: did a Python process start?", file=sys.stderr)
+    for capture in found:
+        for name, outcome in memray_support.render(capture).items():
+            print(f"memsoak-run: memray {name}: {outcome}", file=sys.stderr)
+
+
+def run_pid(args: argparse.Namespace) -> int:
+    from .external import ExternalHook
+
+    overrides = {k: v for k, v in {"port": args.port, "host": args.host, "token": args.token,
+                                   "interval": args.interval, "uss": args.uss or None}.items()
+                 if v is not None}
+    try:
+        hook = ExternalHook(args.pid, load_config(**overrides))
+    except psutil.Error:
+        print(f"memsoak-run: no process with pid {args.pid} (or no right to read it): check the pid",
+              file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        error = hook.start()
+    except OSError as bind_error:
+        error = f"cannot bind the hook: {bind_error}"
+    if error:
+        print(f"memsoak-run: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"memsoak-run: sampling pid {args.pid} from outside; hook on "
+          f"http://{hook.host}:{hook.port}", file=sys.stderr, flush=True)
+    stopped: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _f: stopped.append(signum)) for sig in FORWARDED}
+    try:
+        while not stopped and hook.alive():
+            time.sleep(0.2)
+    finally:
+        hook.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not stopped:
+        print(f"memsoak-run: pid {args.pid} exited; stopping", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.pid is not None:
+        return run_pid(args)
+    return run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
