@@ -1,0 +1,125 @@
+"""The HTTP and WebSocket shell of the demo engine (FastAPI), with Aria's paths and shapes.
+
+`create_app(settings)` builds the ASGI app; the module attribute `app` builds one from the
+environment on first access, so `uvicorn demo_engine.app:app --workers 2` works and importing
+this module has no side effect. Every refusal is JSON `{"error": "one line naming the fix"}`
+(validation errors add `"detail"`): 400 bad JSON, 401 wrong key, 404 unknown session, 409 ended
+session or duplicate message, 413/422 bad fields, 429 rate limit, 503 database unreachable.
+The API key and the rate limit are checked by a small ASGI guard before the body is even read.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from demo_engine.engine import Engine, EngineError
+from demo_engine.schemas import MessageIn, SessionIn, first_error
+from demo_engine.settings import Settings, load_settings
+from demo_engine.storage import StorageUnavailable
+from demo_engine.stream import serve_chat_stream
+
+log = logging.getLogger("demo_engine")
+def _error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+class ApiGuard:
+    """API key and per-client rate limit for /api/engine/*, answered before the body is read."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, engine: Engine) -> None:
+        self.app = app
+        self.header_name = settings.api_key_header
+        self.header = settings.api_key_header.lower().encode("latin-1")
+        self.key = settings.api_key.encode("utf-8")
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/engine"):
+            sent = next((value for name, value in scope["headers"] if name == self.header), b"")
+            if not secrets.compare_digest(sent, self.key):
+                response = _error(401, f"missing or wrong API key: send it in the "
+                                       f"{self.header_name} header")
+                return await response(scope, receive, send)
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            try:
+                self.engine.check_rate(client)
+            except EngineError as refusal:
+                return await _error(refusal.status, refusal.message, refusal.headers)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = Engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = FastAPI(title="memsoak demo engine (Aria-compatible)", lifespan=lifespan)
+    app.state.engine = engine
+    app.add_middleware(ApiGuard, settings=settings, engine=engine)
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(_: Request, error: EngineError) -> JSONResponse:
+        return _error(error.status, error.message, error.headers)
+
+    @app.exception_handler(StorageUnavailable)
+    async def _storage_error(_: Request, error: StorageUnavailable) -> JSONResponse:
+        log.warning("storage unavailable: %s", error)
+        return _error(503, f"database unavailable ({str(error).splitlines()[0][:200]}); retry later")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        status, message, detail = first_error(list(error.errors()))
+        return _error(status, message, detail=detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail), getattr(error, "headers", None))
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return engine.health()
+
+    @app.post("/api/engine/chat/sessions", status_code=201)
+    async def create_session(body: SessionIn | None = None) -> dict[str, Any]:
+        body = body or SessionIn()
+        return await engine.create_session(body.agent_id, body.model, body.title, body.session_type)
+
+    @app.get("/api/engine/chat/sessions/{session_id}")
+    async def get_session(session_id: str) -> dict[str, Any]:
+        return await engine.get_session(session_id)
+
+    @app.post("/api/engine/chat/sessions/{session_id}/messages")
+    async def post_message(session_id: str, body: MessageIn) -> dict[str, Any]:
+        return await engine.send_message(session_id, body.content, body.enable_thinking, body.enable_tools)
+
+    @app.delete("/api/engine/chat/sessions/{session_id}")
+    async def end_session(session_id: str) -> dict[str, Any]:
+        return await engine.end_session(session_id)
+
+    @app.websocket("/ws/chat/{session_id}")
+    async def chat_stream(websocket: WebSocket, session_id: str) -> None:
+        await serve_chat_stream(websocket, session_id, engine, settings)
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built lazily from the environment: `uvicorn demo_engine.app:app`
+        built = create_app(load_settings())
+        globals()["app"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

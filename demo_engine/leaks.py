@@ -1,0 +1,124 @@
+"""Planted leaks: known, sized, attributable growth for memsoak to find.
+
+Off by default; `DEMO_LEAKS=name[:bytes_per_op],...` turns them on. Each leak imitates a real bug
+and allocates on exactly ONE line of this file, marked `# leak-site: NAME`, so a tracemalloc diff
+names that file:line as the top growing site. `PlantedLeaks.describe()` reports those lines
+(found by their markers, never hard-coded) in GET /api/health, so tests and benchmarks can check
+attribution. The unit of one "op": session_state, fd and asyncio_task leak per session created;
+response_cache, score_history and native leak per message answered. The stores are module-level
+on purpose: that is what real leaks of this kind look like.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import re
+from pathlib import Path
+
+DEFAULT_BYTES: dict[str, int] = {
+    "session_state": 64 * 1024,
+    "response_cache": 64 * 1024,
+    "score_history": 64 * 1024,
+    "native": 1024 * 1024,
+    "fd": 0,
+    "asyncio_task": 4 * 1024,
+}
+PER_OP: dict[str, str] = {
+    "session_state": "session", "fd": "session", "asyncio_task": "session",
+    "response_cache": "message", "score_history": "message", "native": "message",
+}
+
+# The leaked state. Nothing ever removes from these.
+_SESSION_STATE: dict[str, bytes] = {}
+_RESPONSE_CACHE: dict[str, bytes] = {}
+_SCORE_HISTORY: list[bytes] = []
+_OPEN_FDS: list[int] = []
+_TASKS: set[asyncio.Task[None]] = set()
+
+_libc = ctypes.CDLL(None)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+
+
+def leak_session_state(session_id: str, nbytes: int) -> None:
+    """Per-session state copied into a module-level registry that DELETE never cleans up."""
+    _SESSION_STATE[session_id] = b"s" * nbytes  # leak-site: session_state
+
+
+def leak_response_cache(cache_key: str, nbytes: int) -> None:
+    """A second response cache with no bound, whose key accidentally includes the message id."""
+    _RESPONSE_CACHE[cache_key] = b"r" * nbytes  # leak-site: response_cache
+
+
+def leak_score_history(nbytes: int) -> None:
+    """Agent scoring history appended to and never trimmed."""
+    _SCORE_HISTORY.append(b"h" * nbytes)  # leak-site: score_history
+
+
+def leak_native(nbytes: int) -> None:
+    """A C extension's malloc that is never freed: in RSS (touched), invisible to tracemalloc."""
+    block = _libc.malloc(nbytes)  # leak-site: native
+    if block:
+        ctypes.memset(block, 0x6E, nbytes)  # touch every page so it counts in RSS
+
+
+def leak_fd() -> None:
+    """A file opened per session and never closed."""
+    _OPEN_FDS.append(os.open(os.devnull, os.O_RDONLY))  # leak-site: fd
+
+
+async def _wait_forever(payload: bytes) -> None:
+    await asyncio.Event().wait()  # never set: the task and its payload live as long as the process
+
+
+def leak_asyncio_task(nbytes: int) -> None:
+    """A background task per session that nobody cancels (holding a payload of nbytes)."""
+    _TASKS.add(asyncio.get_running_loop().create_task(_wait_forever(b"t" * nbytes)))  # leak-site: asyncio_task
+
+
+def _site_lines() -> dict[str, int]:
+    pattern = re.compile(r"# leak-site: (\w+)$")
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    return {match.group(1): number for number, line in enumerate(lines, start=1)
+            if (match := pattern.search(line))}
+
+
+SITE_LINES: dict[str, int] = _site_lines()
+
+
+class PlantedLeaks:
+    """The leaks chosen for this engine, called by the engine at each session and message."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        self.sizes = dict(sizes)
+        self.ops: dict[str, int] = {name: 0 for name in self.sizes}
+
+    def on_session_created(self, session_id: str) -> None:
+        if "session_state" in self.sizes:
+            leak_session_state(session_id, self.sizes["session_state"])
+        if "fd" in self.sizes:
+            leak_fd()
+        if "asyncio_task" in self.sizes:
+            leak_asyncio_task(self.sizes["asyncio_task"])
+        self._count("session")
+
+    def on_message(self, session_id: str, message_id: str) -> None:
+        if "response_cache" in self.sizes:
+            leak_response_cache(f"{session_id}:{message_id}", self.sizes["response_cache"])
+        if "score_history" in self.sizes:
+            leak_score_history(self.sizes["score_history"])
+        if "native" in self.sizes:
+            leak_native(self.sizes["native"])
+        self._count("message")
+
+    def _count(self, unit: str) -> None:
+        for name in self.ops:
+            if PER_OP[name] == unit:
+                self.ops[name] += 1
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        """For GET /api/health: {name: {bytes_per_op, site, per, ops}} of the planted leaks."""
+        return {name: {"bytes_per_op": size, "site": f"demo_engine/leaks.py:{SITE_LINES[name]}",
+                       "per": PER_OP[name], "ops": self.ops[name]}
+                for name, size in self.sizes.items()}

@@ -1,0 +1,111 @@
+"""The engine's in-memory state, every piece of it bounded: live sessions, agents, clients.
+
+- `SessionManager`: an LRU of live sessions (evicted ones are reloaded from storage on their next
+  message), each with a sliding context window and a memory of recent message digests that
+  rejects an identical message repeated within the duplicate window.
+- `AgentPool`: agents by id (LRU), each keeping its last N reply scores.
+- `RateLimiter`: a token bucket per client (LRU of clients).
+These are what make a healthy engine's memory move: they grow, then plateau at their bounds.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LiveSession:
+    id: str
+    agent_id: str
+    model: str
+    context: deque[str]
+    recent: OrderedDict[str, float] = field(default_factory=OrderedDict)  # digest -> monotonic time
+
+
+class SessionManager:
+    def __init__(self, max_live: int, context_messages: int, duplicate_window_s: float) -> None:
+        self.max_live = max_live
+        self.context_messages = context_messages
+        self.duplicate_window_s = duplicate_window_s
+        self._live: OrderedDict[str, LiveSession] = OrderedDict()
+
+    def track(self, session_id: str, agent_id: str, model: str, history: list[str] = ()) -> LiveSession:
+        live = LiveSession(session_id, agent_id, model, deque(history, maxlen=self.context_messages))
+        self._live[session_id] = live
+        while len(self._live) > self.max_live:
+            self._live.popitem(last=False)
+        return live
+
+    def get(self, session_id: str) -> LiveSession | None:
+        live = self._live.get(session_id)
+        if live is not None:
+            self._live.move_to_end(session_id)
+        return live
+
+    def drop(self, session_id: str) -> None:
+        self._live.pop(session_id, None)
+
+    def seconds_since_identical(self, live: LiveSession, content: str, now: float | None = None) -> float | None:
+        """Record `content`; return how long ago the same content came, if within the window."""
+        now = time.monotonic() if now is None else now
+        while live.recent and next(iter(live.recent.values())) < now - self.duplicate_window_s:
+            live.recent.popitem(last=False)
+        digest = hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest()
+        seen = live.recent.get(digest)
+        if seen is not None:
+            return now - seen
+        live.recent[digest] = now
+        while len(live.recent) > 256:  # bounded even under a flood within one window
+            live.recent.popitem(last=False)
+        return None
+
+    def forget(self, live: LiveSession, content: str) -> None:
+        """Undo the duplicate record of a message that then failed, so a retry is not rejected."""
+        live.recent.pop(hashlib.blake2b(content.encode("utf-8"), digest_size=16).hexdigest(), None)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+class AgentPool:
+    def __init__(self, history: int, max_agents: int = 64) -> None:
+        self.history = history
+        self.max_agents = max_agents
+        self._scores: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def record(self, agent_id: str, score: float) -> None:
+        scores = self._scores.get(agent_id)
+        if scores is None:
+            scores = self._scores[agent_id] = deque(maxlen=self.history)
+            while len(self._scores) > self.max_agents:
+                self._scores.popitem(last=False)
+        self._scores.move_to_end(agent_id)
+        scores.append(score)
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+
+class RateLimiter:
+    """Token bucket per client: `rate` tokens per second up to `burst`; rate 0 means no limit."""
+
+    def __init__(self, rate: float, burst: int, max_clients: int = 4096) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, last time
+
+    def retry_after(self, client: str, now: float | None = None) -> float | None:
+        """Take one token for `client`; None when allowed, else seconds until one is free."""
+        if self.rate <= 0:
+            return None
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return None if allowed else (1.0 - tokens) / self.rate

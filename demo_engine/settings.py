@@ -1,0 +1,139 @@
+"""The demo engine's settings: one table, one name per setting across flag and environment.
+
+Each setting `llm_latency_ms` is the flag `--llm-latency-ms` and the environment variable
+`DEMO_LLM_LATENCY_MS` (except `database_url`, which is `DATABASE_URL` as everywhere else).
+A flag wins over the environment, the environment over the default. `__main__` exports the
+resolved values back into the environment so that every uvicorn worker builds the same engine.
+Bad values raise `SettingsError` with one line naming the fix.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the engine cannot use; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str = "demo-key"
+    api_key_header: str = "X-API-Key"
+    database_url: str = ""
+    llm_latency_ms: float = 20.0
+    leaks: str = ""
+    # Like real Aria: a per-client token bucket (0 turns it off) and a short duplicate window.
+    rate_limit_rps: float = 1000.0
+    rate_limit_burst: int = 2000
+    duplicate_window_s: float = 5.0
+    # The bounded structures a real engine keeps in memory.
+    context_messages: int = 20
+    cache_entries: int = 1024
+    max_live_sessions: int = 10000
+    score_history: int = 256
+    db_pool_size: int = 4
+
+    def leak_sizes(self) -> dict[str, int]:
+        return parse_leaks(self.leaks)
+
+
+HELP: dict[str, str] = {
+    "api_key": "API key every /api/engine call must send",
+    "api_key_header": "header that carries the API key",
+    "database_url": "postgresql://... for PostgreSQL; unset or sqlite:///PATH for SQLite",
+    "llm_latency_ms": "latency of the fake LLM gateway per completion (async sleep)",
+    "leaks": "planted leaks, comma list name[:bytes_per_op] with names " + ", ".join(LEAK_NAMES),
+    "rate_limit_rps": "requests per second allowed per client IP (0 = no limit)",
+    "rate_limit_burst": "token-bucket burst per client IP",
+    "duplicate_window_s": "an identical message in the same session within this window gets 409",
+    "context_messages": "sliding context window per session (messages)",
+    "cache_entries": "bounded LLM response cache (LRU entries)",
+    "max_live_sessions": "sessions kept in memory (LRU; evicted ones reload from storage)",
+    "score_history": "scores kept per agent in the agent pool",
+    "db_pool_size": "PostgreSQL connections per worker",
+}
+
+
+def env_name(name: str) -> str:
+    return "DATABASE_URL" if name == "database_url" else "DEMO_" + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(name: str, kind: type, raw: str) -> Any:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{env_name(name)}/{flag_name(name)}={raw!r} is not a {kind.__name__}; give a number"
+        ) from None
+    if kind in (int, float) and value < 0:
+        raise SettingsError(f"{env_name(name)}/{flag_name(name)} must be >= 0, got {raw}")
+    return value
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the environment, then `overrides` (flags; None values are skipped)."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        kind = type(field.default)
+        if overrides.get(field.name) is not None:
+            values[field.name] = _convert(field.name, kind, str(overrides[field.name]))
+        elif env_name(field.name) in environ:
+            values[field.name] = _convert(field.name, kind, environ[env_name(field.name)])
+    settings = Settings(**values)
+    settings.leak_sizes()  # fail now, not at the first request
+    if not settings.api_key_header.strip():
+        raise SettingsError("DEMO_API_KEY_HEADER is empty; give a header name such as X-API-Key")
+    if settings.context_messages < 1 or settings.cache_entries < 1 or settings.max_live_sessions < 1:
+        raise SettingsError("context_messages, cache_entries and max_live_sessions must be >= 1")
+    if settings.db_pool_size < 1:
+        raise SettingsError("DEMO_DB_POOL_SIZE must be >= 1")
+    return settings
+
+
+def export_settings(settings: Settings, environ: dict[str, str] | None = None) -> None:
+    """Write every setting into the environment, so worker processes rebuild the same Settings."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    for field in fields(Settings):
+        environ[env_name(field.name)] = str(getattr(settings, field.name))
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def _parse_size(text: str, name: str) -> int:
+    digits = text.rstrip("bBkKmMiI")
+    unit = text[len(digits):].lower()
+    if not digits.isdigit() or unit not in _UNITS:
+        raise SettingsError(f"DEMO_LEAKS: size {text!r} of {name!r} is not a byte count; "
+                            "use e.g. native:1048576 or native:1MiB")
+    return int(digits) * _UNITS[unit]
+
+
+def parse_leaks(spec: str) -> dict[str, int]:
+    """`"native:1MiB,session_state"` -> {"native": 1048576, "session_state": <default>}."""
+    from demo_engine.leaks import DEFAULT_BYTES  # leaks imports nothing of ours but this table
+
+    sizes: dict[str, int] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name, _, size = item.partition(":")
+        name = name.strip()
+        if name not in LEAK_NAMES:
+            raise SettingsError(f"DEMO_LEAKS: unknown leak {name!r}; choose from {', '.join(LEAK_NAMES)}")
+        if size.strip() and name == "fd":
+            raise SettingsError("DEMO_LEAKS: 'fd' leaks one descriptor per session and takes no size; "
+                                "write just 'fd'")
+        sizes[name] = _parse_size(size.strip(), name) if size.strip() else DEFAULT_BYTES[name]
+    return sizes
