@@ -1,0 +1,59 @@
+"""Print memsoak's runtime dependencies from pyproject.toml, one per line, for an image's deps layer.
+
+The Dockerfiles install dependencies before copying the code so that editing code does not
+re-download them; this reads them from the one place they are declared instead of a second,
+drifting requirements file. `--without` drops the ones an image does not need (the engine image
+needs no Locust, the Locust image no web server), so each image stays small. Standard library
+only: it runs in a bare `python:*-slim` before anything is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised project name, so `prometheus_client` matches `prometheus-client`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_deps(pyproject: Path, without: set[str]) -> list[str]:
+    """The `[project] dependencies` strings whose project name is not in `without`."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    kept = []
+    for spec in project.get("dependencies", []):
+        match = _NAME.match(spec)
+        if match and canonical(match.group(1)) not in without:
+            kept.append(spec)
+    return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pyproject", nargs="?", default="pyproject.toml", type=Path)
+    parser.add_argument("--without", default="", help="comma list of project names to leave out")
+    args = parser.parse_args(argv)
+    if not args.pyproject.is_file():
+        print(f"error: {args.pyproject} not found: pass the path to memsoak's pyproject.toml",
+              file=sys.stderr)
+        return 2
+    without = {canonical(name) for name in args.without.split(",") if name.strip()}
+    known = {canonical(_NAME.match(spec).group(1))
+             for spec in tomllib.loads(args.pyproject.read_text())["project"]["dependencies"]}
+    unknown = sorted(without - known)
+    if unknown:
+        # A stale exclusion list means the image silently installs something it meant to drop.
+        print(f"error: --without names {', '.join(unknown)} that pyproject.toml does not depend on: "
+              "update the Dockerfile's exclusion list", file=sys.stderr)
+        return 2
+    print("\n".join(runtime_deps(args.pyproject, without)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The compose files, Dockerfiles and entrypoint scripts, checked without a Docker engine.
+
+These machines have a Docker client and Debian's `docker-compose` (v1) but no engine, so what can
+be verified is: every compose file, alone and with every profile, passes `docker-compose config`
+against a `.env` made from `.env.example`; every service runs a script or image that exists (a
+script in the repo and executable, an official image otherwise); every bind-mount source and every
+Dockerfile COPY source exists; secrets are only ever `${...}` from `.env`; the images run as a
+non-root user and install dependencies before code. `docker-compose config` prints YAML, which is
+read with the YAML module of the very interpreter docker-compose runs on (Debian's python3-yaml,
+a dependency of the package), so the test needs nothing our own environment may lack.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_ROOT = "/opt/memsoak/"  # where the Dockerfiles put the repo's docker/ directory
+# Services that run an official image's own entrypoint, with nothing of ours to check.
+OFFICIAL_IMAGE_SERVICES = {"postgres": "postgres", "grafana": "grafana/grafana"}
+COMPOSE = shutil.which("docker-compose")
+pytestmark = pytest.mark.skipif(
+    COMPOSE is None and not os.environ.get("CI"),
+    reason="docker-compose not installed (apt-get install docker-compose)")
+
+
+def compose_files() -> list[Path]:
+    return [REPO / "docker-compose.yml", *sorted(REPO.glob("docker-compose.*.yml"))]
+
+
+def _yaml_python() -> str:
+    """The interpreter docker-compose itself runs on: it is guaranteed to have PyYAML."""
+    assert COMPOSE, "CI must have docker-compose (see .ci/run)"
+    first = Path(COMPOSE).read_text(errors="replace").splitlines()[0]
+    return first[2:].strip().split()[0] if first.startswith("#!") else sys.executable
+
+
+def yaml_to_data(text: str) -> dict:
+    out = subprocess.run([_yaml_python(), "-c",
+                          "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
+                         input=text, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    shutil.copy(REPO / ".env.example", path)
+    return path
+
+
+def run_config(files: list[Path], env_file: Path, profiles: tuple[str, ...] = (),
+               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    cmd = [COMPOSE, "--project-directory", str(REPO), "--env-file", str(env_file)]
+    for file in files:
+        cmd += ["-f", str(file)]
+    for profile in profiles:
+        cmd += ["--profile", profile]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMSOAK_", "LOCUST_", "POSTGRES_"))}
+    env.update(extra_env or {})
+    return subprocess.run([*cmd, "config"], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=120)
+
+
+def declared_profiles(files: list[Path]) -> list[str]:
+    names: set[str] = set()
+    for file in files:
+        for service in (yaml_to_data(file.read_text()).get("services") or {}).values():
+            names.update((service or {}).get("profiles") or [])
+    return sorted(names)
+
+
+def stacks() -> list[list[Path]]:
+    """The base file alone, and the base with each override (overrides are never used alone)."""
+    base, *overrides = compose_files()
+    return [[base]] + [[base, override] for override in overrides]
+
+
+def stack_id(files: list[Path]) -> str:
+    return "+".join(f.name for f in files)
+
+
+@pytest.mark.parametrize("files", stacks(), ids=stack_id)
+def test_config_passes_for_every_profile(files: list[Path], env_file: Path) -> None:
+    profiles = declared_profiles(files)
+    assert "monitoring" in profiles and "soak" in profiles
+    combos = [()] + [(p,) for p in profiles] + [tuple(profiles)]
+    for combo in combos:
+        result = run_config(files, env_file, combo)
+        assert result.returncode == 0, f"{stack_id(files)} --profile {combo}: {result.stderr}"
+        services = yaml_to_data(result.stdout)["services"]
+        for profile in combo:
+            # A profile's services appear only when it is enabled: check it really added them.
+            assert any(profile in (s.get("profiles") or []) for s in services.values()), combo
+
+
+def _merged(files: list[Path], env_file: Path) -> dict:
+    result = run_config(files, env_file, tuple(declared_profiles(files)))
+    assert result.returncode == 0, result.stderr
+    return yaml_to_data(result.stdout)
+
+
+def _bind_mounts(service: dict) -> list[tuple[str, str]]:
+    """(host source, container target) of each bind mount; v1 prints "src:dst:mode" strings."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((volume["source"], volume["target"]))
+        elif volume.startswith("/"):
+            source, target = volume.split(":")[:2]
+            mounts.append((source, target))
+    return mounts
+
+
+def _repo_path_of(container_path: str) -> Path:
+    assert container_path.startswith(IMAGE_ROOT), (
+        f"{container_path}: our scripts live under {IMAGE_ROOT} in every image")
+    return REPO / container_path[len(IMAGE_ROOT):]
+
+
+@pytest.mark.parametrize("files", stacks(), ids=stack_id)
+def test_every_service_runs_a_script_or_image_that_exists(files: list[Path], env_file: Path) -> None:
+    config = _merged(files, env_file)
+    for name, service in config["services"].items():
+        entrypoint = service.get("entrypoint")
+        if entrypoint is None:
+            official = OFFICIAL_IMAGE_SERVICES.get(name)
+            assert official and service["image"].split(":")[0].endswith(official), (
+                f"service {name} declares no entrypoint script and is not an official image")
+            continue
+        entrypoint = entrypoint if isinstance(entrypoint, list) else entrypoint.split()
+        script = _repo_path_of(entrypoint[0])
+        assert script.is_file(), f"service {name}: {script} missing"
+        assert os.access(script, os.X_OK), f"service {name}: {script} not executable"
+        assert script.read_text().startswith("#!/bin/sh"), f"{script}: POSIX sh, for any image"
+        command = service.get("command")
+        if command:
+            first = command if isinstance(command, str) else command[0]
+            if first.startswith("/"):
+                assert _repo_path_of(first).is_file(), f"service {name}: command {first} missing"
+        build = service.get("build")
+        if build:
+            dockerfile = Path(build["context"]) / build.get("dockerfile", "Dockerfile")
+            assert dockerfile.is_file(), f"service {name}: {dockerfile} missing"
+            # The script must be inside the image: the Dockerfile copies docker/entrypoints there.
+            assert f"COPY docker/entrypoints ./docker/entrypoints" in dockerfile.read_text()
+            assert "WORKDIR /opt/memsoak" in dockerfile.read_text()
+        else:
+            # No build: the script must come from a bind mount of the repo.
+            targets = [target for _, target in _bind_mounts(service)]
+            assert any(entrypoint[0].startswith(t.rstrip("/") + "/") for t in targets), (
+                f"service {name}: {entrypoint[0]} is neither built in nor mounted")
+        for source, _ in _bind_mounts(service):
+            if not source.endswith("/results"):  # made by the first run, kept out of git
+                assert Path(source).exists(), f"service {name}: mount source {source} missing"
+
+
+def test_secrets_come_only_from_env_and_every_variable_is_in_env_example() -> None:
+    example = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
+               if "=" in line and not line.lstrip().startswith("#")}
+    for file in compose_files():
+        text = file.read_text()
+        used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+        assert used <= example, f"{file.name} uses {sorted(used - example)} missing from .env.example"
+        for key, value in re.findall(r"^\s*([A-Z0-9_]*(?:PASSWORD|TOKEN|API_KEY))\s*:\s*(.+)$", text, re.M):
+            assert value.strip().startswith("${"), f"{file.name}: {key} is hard-coded"
+        assert not re.search(r"postgresql://[^$\s]*:[^$\s]+@", text), f"{file.name}: password in a URL"
+
+
+def test_missing_env_fails_with_a_message_naming_the_fix(tmp_path: Path) -> None:
+    empty = tmp_path / ".env"
+    empty.write_text("")
+    result = run_config([REPO / "docker-compose.yml"], empty)
+    assert result.returncode != 0
+    assert ".env" in result.stderr and ("PASSWORD" in result.stderr or "TOKEN" in result.stderr)
+
+
+def _dockerfiles() -> list[Path]:
+    return sorted((REPO / "docker").glob("Dockerfile*")) + sorted((REPO / "docker").glob("*/Dockerfile*"))
+
+
+@pytest.mark.parametrize("dockerfile", _dockerfiles(), ids=lambda p: str(p.relative_to(REPO)))
+def test_dockerfile_is_non_root_cached_and_copies_what_exists(dockerfile: Path) -> None:
+    lines = [l.strip() for l in dockerfile.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    users = [l.split()[1] for l in lines if l.startswith("USER ")]
+    if "FROM ${LOCUST_IMAGE}" in lines or users:
+        assert users and users[-1] not in ("root", "0"), f"{dockerfile.name}: last USER must not be root"
+    copies = [l.split()[1:-1] for l in lines if l.startswith("COPY ") and "--from" not in l]
+    for sources in copies:
+        for source in sources:
+            assert list(REPO.glob(source)), f"{dockerfile.name}: COPY {source} matches nothing"
+    joined = "\n".join(lines)
+    deps_at = joined.find("pyproject_deps.py --without")
+    code_at = min((joined.find(f"COPY {pkg} ") for pkg in ("profiler", "demo_engine")
+                   if f"COPY {pkg} " in joined), default=-1)
+    if deps_at >= 0:
+        assert 0 <= deps_at < code_at, f"{dockerfile.name}: install dependencies before copying code"
+        without = re.search(r"pyproject_deps\.py --without (\S+)", joined).group(1)
+        result = subprocess.run([sys.executable, str(REPO / "docker/pyproject_deps.py"),
+                                 str(REPO / "pyproject.toml"), "--without", without],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{dockerfile.name}: {result.stderr}"
+        assert result.stdout.strip(), "an image with no dependencies at all"
+
+
+def test_dockerignore_keeps_results_and_git_out_but_not_what_images_copy() -> None:
+    ignored = {l.strip() for l in (REPO / ".dockerignore").read_text().splitlines()
+               if l.strip() and not l.startswith("#")}
+    assert {".git", "results", ".env"} <= ignored
+    needed = {"pyproject.toml", "profiler", "demo_engine", "reports", "memsoak", "locustfiles", "docker"}
+    assert not needed & ignored
+
+
+def test_deps_helper_splits_engine_and_harness_dependencies(tmp_path: Path) -> None:
+    run = lambda *args: subprocess.run([sys.executable, str(REPO / "docker/pyproject_deps.py"), *args],
+                                       capture_output=True, text=True)
+    engine = run(str(REPO / "pyproject.toml"), "--without", "Locust,gevent").stdout.split()
+    names = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in engine}
+    assert "psutil" in names and "locust" not in names and "gevent" not in names
+    stale = run(str(REPO / "pyproject.toml"), "--without", "no-such-project")
+    assert stale.returncode == 2 and "no-such-project" in stale.stderr and "Traceback" not in stale.stderr
+    missing = run(str(tmp_path / "pyproject.toml"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_dashboard_queries_only_metrics_the_hook_exports() -> None:
+    from profiler import metrics
+    exported = {name for name, _, _ in metrics.GAUGES} | {
+        "memsoak_sample_cost_seconds", "memsoak_hook_errors_total"}
+    dashboard = json.loads((REPO / "docker/grafana/dashboards/memsoak.json").read_text())
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for signal in ("rss", "heap", "file descriptors", "threads", "tasks"):
+        assert signal in titles, f"the dashboard has no {signal} panel"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "memsoak-prometheus"
+        for target in panel["targets"]:
+            names = set(re.findall(r"\b((?:process|memsoak|python)_[a-z_]+)\b", target["expr"]))
+            assert names and names <= exported, f"{panel['title']}: {names - exported} not exported"
+    datasource = (REPO / "docker/grafana/provisioning/datasources/prometheus.yml").read_text()
+    assert "uid: memsoak-prometheus" in datasource
