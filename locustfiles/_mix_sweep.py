@@ -1,0 +1,68 @@
+"""Opt-in load shape that sweeps the action mix, so memory growth can be attributed per action.
+
+With a fixed mix, sessions, messages and reads grow in lock-step and a regression of memory on the
+per-action counts cannot tell them apart. This shape cycles through phases that each skew the mix:
+session churn (create and end, one message), long talks (many messages, nothing ended), read-back
+heavy sessions, streaming, and the default mix. Locust uses the first shape it finds in any loaded
+file, so the shape lives in a `_` file that `-f locustfiles` skips; opt in with
+`locust -f locustfiles,locustfiles/_mix_sweep.py`. It honours -u, -r and -t (use_common_options);
+`--sweep-phase-s` sets each phase's length.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from locust import LoadTestShape, events
+
+from locustfiles import chat
+
+
+class ChurnUser(chat.ChatUser):
+    """Session churn: create, one message, always end."""
+    profile = {"messages_min": 1, "messages_max": 1, "end_ratio": 1.0, "read_back_ratio": 0.0}
+
+
+class TalkUser(chat.ChatUser):
+    """Long talks: many messages, never read back or ended."""
+    profile = {"messages_min": 8, "messages_max": 14, "end_ratio": 0.0, "read_back_ratio": 0.0}
+
+
+class ReadBackUser(chat.ChatUser):
+    """Read-back heavy: short sessions that are always read back, half ended."""
+    profile = {"messages_min": 1, "messages_max": 2, "end_ratio": 0.5, "read_back_ratio": 1.0}
+
+
+# (phase name, user class names); the names are resolved against the loaded classes at each tick.
+PHASES: list[tuple[str, list[str]]] = [
+    ("default", ["ChatUser", "StreamUser"]),
+    ("churn", ["ChurnUser"]),
+    ("talk", ["TalkUser"]),
+    ("read", ["ReadBackUser"]),
+    ("stream", ["StreamUser"]),
+]
+
+
+@events.init_command_line_parser.add_listener
+def _register(parser: Any, **_kwargs: Any) -> None:
+    parser.add_argument("--sweep-phase-s", type=float, default=60.0, env_var="MEMSOAK_SWEEP_PHASE_S",
+                        help="Length of each phase of the mix-sweep shape, seconds (default 60)",
+                        include_in_web_ui=True)
+
+
+class MixSweepShape(LoadTestShape):
+    """Constant user count; the user classes change every `--sweep-phase-s` seconds."""
+
+    use_common_options = True
+
+    def phase_at(self, elapsed_s: float, phase_s: float) -> tuple[str, list[str]]:
+        return PHASES[int(elapsed_s // max(phase_s, 1.0)) % len(PHASES)]
+
+    def tick(self) -> tuple[int, float, list] | None:
+        options = self.runner.environment.parsed_options
+        elapsed = self.get_run_time()
+        if options.run_time and elapsed > options.run_time:
+            return None
+        _name, class_names = self.phase_at(elapsed, float(getattr(options, "sweep_phase_s", 60.0)))
+        by_name = self.runner.environment.user_classes_by_name
+        classes = [by_name[n] for n in class_names if n in by_name] or list(by_name.values())
+        return int(options.num_users or 1), float(options.spawn_rate or 1), classes

@@ -1,0 +1,102 @@
+"""memsoak's Locust arguments: the plugin's own plus every analysis setting of `reports.SETTINGS`.
+
+One name everywhere (docs/CONTRACTS.md): setting `rss_limit_mb` is `--rss-limit-mb`, environment
+`MEMSOAK_RSS_LIMIT_MB`, `rss-limit-mb = 512` in locust.conf, and `settings.rss_limit_mb` in run.json.
+Every default is typed, because the web form converts what is typed to the type of the default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from locust import events
+
+from reports.settings import SETTINGS
+
+QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
+
+
+@dataclass(frozen=True)
+class PluginArg:
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env_var(self) -> str:
+        return "MEMSOAK_" + self.name.upper()
+
+
+PLUGIN_ARGS: tuple[PluginArg, ...] = (
+    PluginArg("hook_url", str, "http://127.0.0.1:9477", "URL of the profiler hook started by memsoak-run"),
+    PluginArg("hook_token", str, "", "Bearer token of the hook (MEMSOAK_HOOK_TOKEN)", secret=True),
+    PluginArg("sample_interval_s", float, 1.0, "How often the master pulls new samples from the hook, s"),
+    PluginArg("baseline_s", float, -1.0,
+              "When the tracemalloc baseline is taken, s after start; negative = --warmup-s when set, "
+              "else 10% of --run-time within 5..120 s (60 s without a run time)"),
+    PluginArg("checkpoint_interval_s", float, 60.0,
+              "Seconds between tracemalloc checkpoints after the baseline (0 = baseline and final only)"),
+    PluginArg("engine_lost_polls", int, 5, "Failed polls in a row after which the engine counts as lost"),
+    PluginArg("results_dir", str, "results", "Where run directories are created"),
+    PluginArg("run_id", str, "", "Run directory name (empty: YYYYmmdd-HHMMSS-<short>)"),
+    PluginArg("quick", bool, False, "5-minute smoke soak: --run-time 300 unless set, checkpoints every 60 s"),
+)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse formats help strings with %
+
+
+@events.init_command_line_parser.add_listener
+def _register(parser: Any, **_kwargs: Any) -> None:
+    # Straight on the parser: only LocustArgumentParser.add_argument knows include_in_web_ui.
+    group = analysis = parser
+    for arg in PLUGIN_ARGS:
+        if arg.type is bool:
+            group.add_argument(arg.flag, action="store_true", default=arg.default, env_var=arg.env_var,
+                               help=_escape(arg.help), include_in_web_ui=True)
+        else:
+            group.add_argument(arg.flag, type=arg.type, default=arg.default, env_var=arg.env_var,
+                               help=_escape(f"{arg.help} (default {arg.default!r})"), include_in_web_ui=True,
+                               is_secret=arg.secret)
+    for setting in SETTINGS:
+        analysis.add_argument(setting.flag, type=setting.type, default=setting.default,
+                              env_var=setting.env_var,
+                              help=_escape(f"{setting.help} (default {setting.default!r})"),
+                              include_in_web_ui=True)
+
+
+def option(options: Any, name: str) -> Any:
+    """A plugin argument or setting from parsed options, falling back to its default."""
+    for spec in (*PLUGIN_ARGS, *SETTINGS):
+        if spec.name == name:
+            return getattr(options, name, spec.default) if options is not None else spec.default
+    raise KeyError(name)
+
+
+def settings_of(options: Any) -> dict[str, Any]:
+    """Every memsoak setting and plugin argument as run.json records it (never the token)."""
+    values = {spec.name: option(options, spec.name) for spec in (*SETTINGS, *PLUGIN_ARGS)}
+    values["hook_token"] = bool(values["hook_token"])
+    values["run_time_s"] = getattr(options, "run_time", None)
+    return values
+
+
+def baseline_at_s(options: Any) -> float:
+    """Seconds after test start at which the tracemalloc baseline is taken."""
+    explicit = float(option(options, "baseline_s"))
+    if explicit >= 0:
+        return explicit
+    warmup = float(option(options, "warmup_s"))
+    if warmup >= 0:
+        return warmup
+    run_time = getattr(options, "run_time", None)
+    if run_time:
+        return min(120.0, max(5.0, 0.1 * float(run_time)))
+    return 60.0

@@ -1,0 +1,163 @@
+"""Wiring memsoak into Locust's events: what happens on init, test start, stop, quit, and on workers.
+
+Only the master or the local runner measures (workers never poll the hook). In headless mode the
+report is written on `quitting` (on a master the workers' last stats arrive after `test_stop`); in
+web UI mode on `test_stop`, so every run started from the UI gets its own run directory and report.
+Ctrl-C and SIGTERM reach `quitting` too, so they still produce a report from what was measured.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import locust
+from locust import events
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerRunner
+
+import memsoak
+from memsoak.hook import HookClient, HookError
+from memsoak.plugin.arguments import QUICK_RUN_TIME_S, option, settings_of
+from memsoak.plugin.rundir import RunDir
+from memsoak.plugin.soak import Soak
+
+log = logging.getLogger("memsoak")
+BAD_CONFIG = 13
+
+
+class State:
+    """The plugin's process-wide state: the run in progress and the last finished one."""
+    current: Soak | None = None
+    last: Soak | None = None
+    printed = False
+
+
+def measures(environment: Any) -> bool:
+    return environment.runner is not None and not isinstance(environment.runner, WorkerRunner)
+
+
+def headless(environment: Any) -> bool:
+    return bool(getattr(environment.parsed_options, "headless", False)) or environment.web_ui is None
+
+
+def check_hook(options: Any) -> dict[str, Any]:
+    client = HookClient(option(options, "hook_url"), option(options, "hook_token"))
+    try:
+        return client.health()
+    finally:
+        client.close()
+
+
+def hook_hint(exc: Exception, options: Any) -> str:
+    return (f"memsoak: {exc}; start the engine under `memsoak-run -- ...` or point --hook-url "
+            f"(now {option(options, 'hook_url')}) at its hook")
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kwargs: Any) -> None:
+    if not measures(environment):
+        return
+    options = environment.parsed_options
+    if option(options, "quick") and not getattr(options, "run_time", None):
+        options.run_time = QUICK_RUN_TIME_S
+    if environment.web_ui is not None:
+        from memsoak.plugin import webui
+        webui.install(environment, State)
+    if headless(environment):
+        try:
+            check_hook(options)
+        except HookError as exc:  # fail before any load is sent
+            sys.stderr.write(hook_hint(exc, options) + "\n")
+            sys.exit(BAD_CONFIG)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kwargs: Any) -> None:
+    if not measures(environment):
+        return
+    options = environment.parsed_options
+    if State.current is not None and not State.current.finalized:
+        State.current.finalize("user")
+    try:
+        health = check_hook(options)
+    except HookError as exc:
+        log.error(hook_hint(exc, options))
+        environment.process_exit_code = BAD_CONFIG
+        gevent_spawn(stop_locust, environment, quit_too=headless(environment))
+        return
+    rundir = RunDir(option(options, "results_dir"), option(options, "run_id"))
+    rundir.write_json("run.json", {
+        "run_id": rundir.run_id,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "memsoak_version": getattr(memsoak, "__version__", "0.1.0"),
+        "locust_version": locust.__version__,
+        "host": environment.host,
+        "hook_url": option(options, "hook_url"),
+        "settings": settings_of(options),
+        "health": health,
+        "argv": sys.argv,
+        "runner": type(environment.runner).__name__,
+    })
+    log.info("memsoak: run directory %s", rundir.path)
+    State.printed = False
+    State.current = Soak(environment, rundir, health,
+                         stop_locust=lambda: stop_locust(environment, quit_too=True))
+    State.current.start()
+
+
+def gevent_spawn(func: Any, *args: Any, **kwargs: Any) -> None:
+    import gevent
+    gevent.spawn(func, *args, **kwargs)
+
+
+def stop_locust(environment: Any, quit_too: bool) -> None:
+    """Stop users (workers report their last stats), then end the process in both UI and headless."""
+    runner = environment.runner
+    runner.stop()
+    if quit_too:
+        runner.quit()
+        if environment.web_ui is not None:
+            environment.web_ui.stop()
+
+
+def finish(environment: Any, reason: str) -> None:
+    soak = State.current
+    if soak is None or soak.finalized:
+        return
+    code = soak.finalize(reason)
+    State.last = soak
+    environment.process_exit_code = code
+    if not headless(environment):
+        print_verdict()
+
+
+def print_verdict() -> None:
+    soak = State.last
+    if soak is None or State.printed:
+        return
+    State.printed = True
+    print(soak.console_text, flush=True)
+    print(f"memsoak: report {soak.report_path or soak.rundir.path} (exit code {soak.exit_code})", flush=True)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kwargs: Any) -> None:
+    if measures(environment) and not headless(environment):
+        finish(environment, "user")
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kwargs: Any) -> None:
+    if not measures(environment):
+        return
+    # Stopped before quitting: the run time (or shape) ended it; still running: a signal did.
+    stopped = environment.runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP)
+    finish(environment, "duration" if stopped else "signal")
+    if State.last is not None and State.last.exit_code is not None:
+        environment.process_exit_code = State.last.exit_code
+
+
+@events.quit.add_listener
+def _on_quit(exit_code: int, **_kwargs: Any) -> None:
+    print_verdict()  # after Locust's own tables, so the verdict is the last thing on screen

@@ -1,0 +1,80 @@
+"""Joining a hook SAMPLE with Locust's stats at that moment into a ROW (docs/CONTRACTS.md).
+
+On a master the stats are the workers' aggregate; current RPS and percentiles are Locust's own
+sliding-window figures, so a row shows the load the engine was under when it was sampled.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from locust.stats import StatsError
+
+from memsoak.ops import count_ops
+
+
+def load_side(runner: Any) -> dict[str, Any]:
+    """The load columns of a row, read from the runner's stats now."""
+    stats = runner.stats
+    total = stats.total
+
+    def percentile(p: float) -> float | None:
+        value = total.get_current_response_time_percentile(p)
+        return round(float(value), 3) if value is not None else None
+
+    requests_by_name: dict[str, int] = {}
+    failures_by_name: dict[str, int] = {}
+    successes: dict[tuple[str, str], int] = {}
+    for (name, method), entry in list(stats.entries.items()):
+        key = f"{method} {name}"
+        requests_by_name[key] = entry.num_requests
+        failures_by_name[key] = entry.num_failures
+        successes[(method, name)] = entry.num_requests - entry.num_failures
+    return {
+        "users": runner.user_count,
+        "rps": round(float(total.current_rps), 3),
+        "fail_per_s": round(float(total.current_fail_per_sec), 3),
+        "p50_ms": percentile(0.5),
+        "p95_ms": percentile(0.95),
+        "p99_ms": percentile(0.99),
+        "requests_total": total.num_requests,
+        "failures_total": total.num_failures,
+        "requests_by_name": requests_by_name,
+        "failures_by_name": failures_by_name,
+        "ops": count_ops(successes),
+    }
+
+
+def join(samples: list[dict[str, Any]], load: dict[str, Any], now_t: float) -> list[dict[str, Any]]:
+    """Rows for a batch of samples fetched at harness time `now_t` (seconds since test start).
+
+    The newest sample is taken as "now"; older ones in the batch are placed back by the engine's own
+    monotonic spacing, so `t` stays on the harness clock without assuming the two clocks agree.
+    """
+    if not samples:
+        return []
+    newest = samples[-1].get("t_mono")
+    rows = []
+    for sample in samples:
+        t_mono = sample.get("t_mono")
+        lag = (newest - t_mono) if isinstance(newest, (int, float)) and isinstance(t_mono, (int, float)) else 0.0
+        rows.append({**sample, "t": round(now_t - lag, 3), **load})
+    return rows
+
+
+def requests_table(stats: Any) -> list[dict[str, Any]]:
+    """Locust's per-name table for requests.json."""
+    table = []
+    for (name, method), entry in sorted(stats.entries.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        failures: dict[str, int] = {}
+        for error in stats.errors.values():
+            if error.name == name and error.method == method:
+                text = StatsError.parse_error(error.error)
+                failures[text] = failures.get(text, 0) + error.occurrences
+        table.append({
+            "method": method, "name": name,
+            "num_requests": entry.num_requests, "num_failures": entry.num_failures,
+            "median_ms": entry.median_response_time, "p95_ms": entry.get_response_time_percentile(0.95),
+            "p99_ms": entry.get_response_time_percentile(0.99), "avg_ms": round(entry.avg_response_time, 3),
+            "rps": round(entry.total_rps, 3), "failures": failures,
+        })
+    return table
