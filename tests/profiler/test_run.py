@@ -1,0 +1,98 @@
+"""memsoak-run as a process supervisor: signals, exit status, no orphans, multi-worker uvicorn."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from hookhelp import ALLOC_ENGINE, ENGINES, MEMSOAK_RUN, free_port, http, port_is_free, start, wait_for
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_leaves_no_process_and_frees_the_ports(alloc_engine, signum) -> None:
+    members = alloc_engine.tree()
+    assert len(members) >= 2  # memsoak-run and the engine
+    alloc_engine.proc.send_signal(signum)
+    rc = alloc_engine.proc.wait(timeout=30)
+    # the engine dies of the forwarded signal (Python re-raises an uncaught SIGINT): 128 + N
+    assert rc == 128 + signum
+    gone, alive = psutil.wait_procs(members, timeout=10)
+    assert not alive
+    wait_for(lambda: port_is_free(alloc_engine.hook_port) and port_is_free(alloc_engine.engine_port),
+             what="both ports free")
+
+
+def test_engine_exit_status_is_memsoak_runs(alloc_engine) -> None:
+    http(alloc_engine.engine + "/exit?code=3")
+    assert alloc_engine.proc.wait(timeout=30) == 3
+
+
+def test_engine_ignoring_sigterm_is_killed_after_the_grace_period(port: int, tmp_path) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      "time.sleep(120)\n")
+    started = start([sys.executable, str(script)], port, options=["--grace", "1"])
+    members = started.tree()
+    started.proc.send_signal(signal.SIGTERM)
+    assert started.proc.wait(timeout=30) == 128 + signal.SIGKILL
+    assert not psutil.wait_procs(members, timeout=10)[1]
+
+
+def test_command_not_found_and_bad_options_are_one_line_errors() -> None:
+    done = subprocess.run([*MEMSOAK_RUN, "--", "no-such-engine-xyz"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 127 and "no-such-engine-xyz" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = subprocess.run(MEMSOAK_RUN, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "-- COMMAND" in done.stderr.splitlines()[-1]
+
+
+def test_existing_pythonpath_and_sitecustomize_are_kept(port: int, tmp_path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['USER_SITECUSTOMIZE_RAN'] = '1'\n")
+    (tmp_path / "userlib.py").write_text("VALUE = 42\n")
+    script = tmp_path / "check.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time, userlib
+        print("chained", os.environ.get("USER_SITECUSTOMIZE_RAN"), userlib.VALUE, flush=True)
+        time.sleep(60)
+    """))
+    started = start([sys.executable, str(script)], port, env={"PYTHONPATH": str(tmp_path)})
+    line = started.proc.stdout.readline().strip()
+    assert line == "chained 1 42"
+    assert http(started.hook + "/health")[1]["pid"] != started.proc.pid  # the engine, not memsoak-run
+
+
+def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> None:
+    app_port = free_port()
+    started = start([sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(ENGINES),
+                     "--host", "127.0.0.1", "--port", str(app_port), "--workers", "2",
+                     "--log-level", "warning"], port)
+    health = wait_for(lambda: (lambda h: h if len(h["peers"]) >= 2 else None)(
+        http(started.hook + "/health")[1]), timeout=60, what="two worker peers")
+    worker_pids = {peer["pid"] for peer in health["peers"]}
+    master = psutil.Process(health["pid"])
+    assert worker_pids <= {child.pid for child in master.children(recursive=True)}
+    for peer in health["peers"]:
+        assert port < peer["port"] <= port + 64
+    # the primary's tree covers the workers
+    sample = wait_for(lambda: (lambda s: s if s["tree_procs"] >= 3 else None)(
+        http(started.hook + "/samples?since=0")[1]["samples"][-1]), what="tree of 3")
+    assert sample["tree_rss_bytes"] > sample["rss_bytes"]
+    # a request served by a worker leaves an asyncio task there, visible through ?pid=
+    served_by = int(http(f"http://127.0.0.1:{app_port}/")[1])
+    assert served_by in worker_pids
+    wait_for(lambda: http(started.hook + f"/samples?since=0&pid={served_by}")[1]["samples"][-1]
+             ["asyncio_tasks"] >= 1, what="the worker's asyncio task")
+    status, snap = http(started.hook + f"/snapshots/one?pid={served_by}", "POST")
+    assert status == 200 and snap["tracing_started"] is True
+    assert http(f"http://127.0.0.1:{health['peers'][0]['port']}/health")[1]["pid"] in worker_pids
+    assert http(started.hook + "/health?pid=1")[0] == 404
+    members = started.tree()
+    started.proc.send_signal(signal.SIGTERM)
+    assert started.proc.wait(timeout=60) == 0
+    assert not psutil.wait_procs(members, timeout=10)[1]
+    for peer in health["peers"]:
+        assert port_is_free(peer["port"])
