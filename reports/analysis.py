@@ -1,0 +1,241 @@
+"""analyze(): one RunData in, one Report out.
+
+Each signal is cut at its warm-up end and tested on its own (trend.trend_test); a leak needs a
+significant, persistent trend above the signal's practical floor. The overall memory verdict is
+a leak when any signal leaks, driven by the first leaking signal in DRIVER_ORDER (the Python heap
+first when tracing: RSS keeps freed memory in allocator arenas, the heap does not). Events then set
+the outcome: engine_lost > rss_limit > leak > pass.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import outcome as outcomes
+from .attribution import MEMRAY_NOTE, rank_sites, rank_types, resource_growth
+from .legacy import MB, legacy_verdict
+from .model import Report, SignalReport
+from .rates import op_series, per_op_rates, project, which_action
+from .rundata import RunData
+from .settings import resolve
+from .trend import trend_test
+from .warmup import WarmupCut, find_warmup
+
+MIN_SAMPLES = 12
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    label: str
+    unit: str
+    field: str
+    floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
+
+
+def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
+    return "rate", float(settings["min_rate_mb_per_hour"]) * MB
+
+
+def _growth_floor(setting: str) -> Callable[[dict[str, Any]], tuple[str, float]]:
+    return lambda settings: ("growth", float(settings[setting]))
+
+
+SPECS = {
+    "rss": SignalSpec("rss", "RSS", "bytes", "rss_bytes", _rate_floor),
+    "tree_rss": SignalSpec("tree_rss", "tree RSS", "bytes", "tree_rss_bytes", _rate_floor),
+    "heap_traced": SignalSpec("heap", "Python heap (tracemalloc)", "bytes", "traced_current_bytes", _rate_floor),
+    "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
+                              _growth_floor("heap_blocks_min_growth")),
+    "gc_objects": SignalSpec("gc_objects", "gc objects", "count", "gc_objects", _growth_floor("objects_min_growth")),
+    "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth")),
+    "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth")),
+    "asyncio_tasks": SignalSpec("asyncio_tasks", "asyncio tasks", "count", "asyncio_tasks",
+                                _growth_floor("tasks_min_growth")),
+}
+DRIVER_ORDER = ("heap", "rss", "tree_rss", "gc_objects", "open_fds", "threads", "asyncio_tasks")
+
+
+def row_times(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Seconds since test start: the harness clock `t`, else the engine's monotonic clock."""
+    if all(row.get("t") is not None for row in rows):
+        return np.array([float(row["t"]) for row in rows])
+    mono = [row.get("t_mono") for row in rows]
+    base = next((m for m in mono if m is not None), 0.0)
+    return np.array([float(m) - base if m is not None else math.nan for m in mono])
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value / MB:.2f} MB" if unit == "bytes" else f"{value:.0f} {unit if unit != 'count' else ''}".strip()
+
+
+def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
+    traced = sum(1 for row in rows if row.get("traced_current_bytes") is not None)
+    if traced >= MIN_SAMPLES and traced >= 0.3 * len(rows):
+        return SPECS["heap_traced"]
+    if any(row.get("allocated_blocks") is not None for row in rows):
+        return SPECS["heap_blocks"]
+    return None
+
+
+def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
+             users: list[Any] | None = None, warmup_event_s: float | None = None) -> SignalReport:
+    """The verdict on one series alone: warm-up cut, trend test, plateau, practical floor."""
+    cut = find_warmup(t, y, users, warmup_s=float(settings["warmup_s"]), event_s=warmup_event_s,
+                      max_fraction=float(settings["warmup_max_fraction"]))
+    window = t >= cut.end_s
+    if window.sum() < MIN_SAMPLES and cut.method != "setting":
+        # Too little left after the cut: analyse everything rather than nothing.
+        window = np.ones_like(window)
+        cut = WarmupCut(float(t[0]), "none", f"too few samples after the warm-up; kept all ({cut.detail})")
+    tw, yw = t[window], y[window]
+    base = SignalReport(spec.name, spec.label, spec.unit, spec.field, "insufficient",
+                        f"{int(window.sum())} samples after warm-up; need {MIN_SAMPLES}",
+                        len(y), cut, float(y[0]), float(y[-1]), float(y.min()), float(y.max()))
+    if len(yw) < MIN_SAMPLES:
+        return base
+    trend = trend_test(tw, yw, float(settings["alpha"]), float(settings["plateau_ratio"]))
+    base.trend = trend
+    kind, floor = spec.floor(settings)
+    amount = trend.slope_per_h if kind == "rate" else trend.growth
+    floor_text = (f"{floor / MB:.2f} MB/h" if kind == "rate" else _fmt(floor, spec.unit))
+    amount_text = (f"{amount / MB:.2f} MB/h" if kind == "rate" else _fmt(amount, spec.unit))
+    if trend.significant and not trend.persists:
+        base.verdict, base.plateau_level = "plateau", trend.level_end
+        base.reason = (f"grew then flattened: late-half slope {trend.late_slope_per_h:.3g}/h vs "
+                       f"{trend.ols_slope_per_h:.3g}/h overall; level {_fmt(trend.level_end, spec.unit)}")
+    elif trend.significant and amount >= floor:
+        base.verdict = "leak"
+        base.reason = (f"{amount_text} (p={trend.p_value:.2g}, Mann-Kendall p={trend.mk_p_value:.2g}) "
+                       f"above the floor {floor_text}")
+    elif trend.significant:
+        base.verdict = "pass"
+        base.reason = f"significant but small: {amount_text} below the floor {floor_text}"
+    else:
+        base.verdict = "pass"
+        base.reason = (f"no significant growth ({amount_text}, p={trend.p_value:.2g}, "
+                       f"Mann-Kendall p={trend.mk_p_value:.2g})")
+    if cut.method == "change_point" and base.verdict == "pass":
+        base.plateau_level = float(np.mean(yw[-max(1, len(yw) // 10):]))
+        base.reason += f"; settled at {_fmt(base.plateau_level, spec.unit)} after the warm-up"
+    return base
+
+
+def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarray,
+                   settings: dict[str, Any], warmup_event_s: float | None,
+                   counts_all: dict[str, np.ndarray]) -> SignalReport | None:
+    keep = np.array([row.get(spec.field) is not None and math.isfinite(t) for row, t in zip(rows, t_all)])
+    if keep.sum() < 2:
+        return None
+    t = t_all[keep]
+    y = np.array([float(row[spec.field]) for row, k in zip(rows, keep) if k])
+    users = [row.get("users") for row, k in zip(rows, keep) if k]
+    base = classify(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s)
+    if base.trend is None:
+        return base
+    window = t >= base.warmup.end_s
+    if window.sum() < MIN_SAMPLES:
+        window = np.ones_like(window)
+    yw = y[window]
+    counts = {name: values[keep][window] for name, values in counts_all.items()
+              if np.ptp(values[keep][window]) > 0}
+    base.per_op = per_op_rates(yw, counts)
+    if spec.unit == "bytes" or base.verdict == "leak":
+        base.attribution = which_action(yw, counts, float(settings["alpha"]))
+    if spec.unit == "bytes":
+        limit = float(settings["rss_limit_mb"]) * MB if spec.name in ("rss", "tree_rss") else None
+        base.projection = project(base.trend.slope_per_h, base.per_op, settings,
+                                  level_now=float(yw[-1]), limit=limit or None)
+    return base
+
+
+def _events(run: RunData) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for event in run.events:
+        kind = event.get("type")
+        if kind in ("engine_lost", "rss_limit", "stop", "warmup_end", "test_start") and kind not in found:
+            found[kind] = event
+    return found
+
+
+def _requests(run: RunData) -> list[dict[str, Any]]:
+    if run.requests:
+        return run.requests
+    last = run.rows[-1]
+    failures = last.get("failures_by_name") or {}
+    return [{"method": key.split(" ", 1)[0], "name": key.split(" ", 1)[-1], "num_requests": n,
+             "num_failures": failures.get(key, 0)} for key, n in (last.get("requests_by_name") or {}).items()]
+
+
+def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
+    values = resolve(run.run_json.get("settings"), settings)
+    rows = run.rows
+    t_all = row_times(rows)
+    events = _events(run)
+    warmup_event_s = events.get("warmup_end", {}).get("t")
+    counts_all = op_series(rows)
+    specs = [SPECS["rss"], SPECS["tree_rss"]]
+    heap = _heap_spec(rows)
+    if heap:
+        specs.append(heap)
+    specs += [SPECS[name] for name in ("gc_objects", "open_fds", "threads", "asyncio_tasks")]
+    signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all)
+                           for spec in specs) if s is not None]
+    by_name = {s.name: s for s in signals}
+    leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]
+    driver = leaking[0].name if leaking else None
+    notes = []
+    if run.skipped_lines:
+        notes.append(f"{run.skipped_lines} unreadable line(s) in series.jsonl skipped (a killed writer)")
+    rss, heap_report = by_name.get("rss"), by_name.get("heap")
+    if rss and heap_report and rss.verdict == "leak" and heap_report.verdict != "leak":
+        notes.append("RSS grows while the Python heap does not: native memory (C extensions) or "
+                     "allocator retention; see memray if it ran")
+    if heap_report and heap_report.unit == "bytes" and rss:
+        notes.append("tracemalloc was on: its own tables (~50 B per live block) count in RSS")
+    rss_values = [(t, float(row["rss_bytes"])) for t, row in zip(t_all, rows) if row.get("rss_bytes") is not None]
+    legacy = (legacy_verdict(np.array([p[0] for p in rss_values]), np.array([p[1] for p in rss_values]),
+                             float(values["growth_threshold_mb"]), float(values["rate_threshold_mb_per_hour"]))
+              if len(rss_values) >= 2 else None)
+    limit_bytes = float(values["rss_limit_mb"]) * MB
+    rss_over = limit_bytes > 0 and any(v > limit_bytes for _, v in rss_values) and "rss_limit" not in events
+    if rss_over:
+        notes.append(f"RSS exceeded rss_limit_mb={values['rss_limit_mb']:g} in the recorded samples")
+    result = outcomes.decide(engine_lost="engine_lost" in events,
+                             rss_limit="rss_limit" in events or rss_over, leak=driver is not None)
+    run_id = str(run.run_json.get("run_id") or run.run_dir.name)
+    headline = _headline(result, driver, by_name, events)
+    seqs = [row.get("seq") for row in rows if row.get("seq") is not None]
+    return Report(
+        run_id=run_id, run_dir=str(run.run_dir),
+        generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        settings=values, outcome=result, exit_code=outcomes.exit_code(result),
+        verdict="leak" if driver else "pass", driver=driver, headline=headline,
+        duration_s=float(np.nanmax(t_all) - np.nanmin(t_all)) if len(t_all) else 0.0,
+        samples=len(rows), first_seq=seqs[0] if seqs else None, last_seq=seqs[-1] if seqs else None,
+        signals=signals, legacy=legacy, events=events, requests=_requests(run),
+        sites=rank_sites(run.diffs, int(values["top_n"])),
+        types=rank_types(run.type_diffs, int(values["top_n"])),
+        resources=resource_growth(rows, int(values["top_n"])),
+        memray_files=run.memray_files,
+        notes=notes + ([MEMRAY_NOTE] if run.memray_files else []),
+        rows=rows,
+    )
+
+
+def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],
+              events: dict[str, Any]) -> str:
+    if result == "engine_lost":
+        err = events.get("engine_lost", {}).get("error", "")
+        return f"ENGINE LOST: the hook stopped answering{': ' + str(err) if err else ''}"
+    if result == "rss_limit":
+        return "RSS LIMIT: the engine's RSS passed the limit and the test was stopped"
+    if driver:
+        sig = by_name[driver]
+        return f"LEAK in {sig.label}: {sig.reason}"
+    plateaus = [s.label for s in by_name.values() if s.verdict == "plateau"]
+    return "PASS: no signal leaks" + (f" (plateau: {', '.join(plateaus)})" if plateaus else "")

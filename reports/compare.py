@@ -1,0 +1,102 @@
+"""compare(): the same analysis on a known-good base run and a candidate, signal by signal.
+
+Comparing against a known-good build beat trend tests alone in aging studies (Matias et al.,
+SRDS 2014). For each signal both runs have, the difference of Theil-Sen slopes gets a 95%
+interval from the two bootstrap intervals (normal approximation, runs independent). A regression
+is a signal that leaks in the candidate and either passes in the base or grows significantly
+faster than in it; memory is also compared per operation when both runs measured the same one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import outcome as outcomes
+from .model import Report, SignalReport
+
+Z95 = 1.959963984540054
+
+
+@dataclass
+class SignalDelta:
+    name: str
+    label: str
+    unit: str
+    base_verdict: str
+    candidate_verdict: str
+    base_slope_per_h: float
+    candidate_slope_per_h: float
+    diff_per_h: float
+    diff_ci_low: float
+    diff_ci_high: float
+    per_op: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # op -> diff, low, high
+    regression: bool = False
+    reason: str = ""
+
+
+@dataclass
+class Comparison:
+    base_run: str
+    candidate_run: str
+    outcome: str            # "regression" | "pass"
+    exit_code: int
+    deltas: list[SignalDelta]
+    headline: str
+
+
+def _se(low: float, high: float) -> float:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.inf
+    return max(high - low, 0.0) / (2 * Z95)
+
+
+def _delta(base: SignalReport, cand: SignalReport) -> SignalDelta | None:
+    if base.trend is None or cand.trend is None or base.unit != cand.unit:
+        return None
+    bt, ct = base.trend, cand.trend
+    se = math.hypot(_se(bt.ci_low_per_h, bt.ci_high_per_h), _se(ct.ci_low_per_h, ct.ci_high_per_h))
+    diff = ct.slope_per_h - bt.slope_per_h
+    delta = SignalDelta(cand.name, cand.label, cand.unit, base.verdict, cand.verdict,
+                        bt.slope_per_h, ct.slope_per_h, diff, diff - Z95 * se, diff + Z95 * se)
+    base_ops = {o.op: o for o in base.per_op}
+    for op in cand.per_op:
+        if op.op in base_ops:
+            b = base_ops[op.op]
+            op_se = math.hypot(_se(b.ci_low, b.ci_high), _se(op.ci_low, op.ci_high))
+            d = op.per_op - b.per_op
+            delta.per_op[op.op] = (d, d - Z95 * op_se, d + Z95 * op_se)
+    if cand.verdict == "leak" and base.verdict != "leak":
+        delta.regression, delta.reason = True, f"leaks in the candidate ({cand.reason}), not in the base"
+    elif cand.verdict == "leak" and delta.diff_ci_low > 0:
+        delta.regression, delta.reason = True, "leaks in both, significantly faster in the candidate"
+    else:
+        delta.reason = f"candidate {cand.verdict}, base {base.verdict}"
+    return delta
+
+
+def compare(base: Report, candidate: Report) -> Comparison:
+    deltas = []
+    for cand in candidate.signals:
+        base_sig = base.signal(cand.name)
+        if base_sig is not None:
+            delta = _delta(base_sig, cand)
+            if delta is not None:
+                deltas.append(delta)
+    regressed = [d for d in deltas if d.regression]
+    result = outcomes.REGRESSION if regressed else outcomes.PASS
+    headline = ("REGRESSION in " + ", ".join(d.label for d in regressed) if regressed
+                else "no regression: the candidate does not leak more than the base")
+    return Comparison(base.run_id, candidate.run_id, result, outcomes.exit_code(result), deltas, headline)
+
+
+def render_comparison(comparison: Comparison) -> str:
+    mb = 1024 * 1024
+    lines = [f"memsoak compare {comparison.base_run} -> {comparison.candidate_run}: "
+             f"{comparison.outcome.upper()} (exit {comparison.exit_code})", comparison.headline, ""]
+    lines.append(f"{'signal':<32} {'base':<9} {'cand.':<9} difference per hour (95% CI)")
+    for d in comparison.deltas:
+        scale, unit = (mb, "MB/h") if d.unit == "bytes" else (1.0, f"{d.unit}/h")
+        flag = "  REGRESSION" if d.regression else ""
+        lines.append(f"{d.label:<32} {d.base_verdict:<9} {d.candidate_verdict:<9} "
+                     f"{d.diff_per_h / scale:+.3g} [{d.diff_ci_low / scale:+.3g}, {d.diff_ci_high / scale:+.3g}] {unit}{flag}")
+    return "\n".join(lines)

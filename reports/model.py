@@ -1,0 +1,62 @@
+"""The Report: plain dataclasses that the renderers read (data model apart from rendering)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .attribution import Suspect
+from .legacy import LegacyFigures
+from .rates import Attribution, OpRate, Projection
+from .trend import Trend
+from .warmup import WarmupCut
+
+
+@dataclass
+class SignalReport:
+    name: str                  # rss | tree_rss | heap | gc_objects | open_fds | threads | asyncio_tasks
+    label: str
+    unit: str                  # bytes | blocks | count
+    source: str                # the row field it was read from
+    verdict: str               # leak | plateau | pass | insufficient
+    reason: str
+    samples: int
+    warmup: WarmupCut
+    first: float
+    last: float
+    minimum: float
+    maximum: float
+    trend: Trend | None = None
+    plateau_level: float | None = None
+    per_op: list[OpRate] = field(default_factory=list)
+    attribution: Attribution | None = None
+    projection: Projection | None = None
+
+
+@dataclass
+class Report:
+    run_id: str
+    run_dir: str
+    generated_at: str
+    settings: dict[str, Any]
+    outcome: str               # pass | leak | rss_limit | engine_lost
+    exit_code: int
+    verdict: str               # the memory verdict alone: leak | pass
+    driver: str | None         # the signal that drove a leak verdict
+    headline: str              # one sentence for a terminal or a CI summary
+    duration_s: float
+    samples: int
+    first_seq: int | None
+    last_seq: int | None
+    signals: list[SignalReport]
+    legacy: LegacyFigures | None
+    events: dict[str, Any]     # engine_lost / rss_limit / stop details when recorded
+    requests: list[dict[str, Any]]
+    sites: list[Suspect]
+    types: list[Suspect]
+    resources: dict[str, list[tuple[str, float]]]
+    memray_files: list[str]
+    notes: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # for charts, not JSON
+
+    def signal(self, name: str) -> SignalReport | None:
+        return next((s for s in self.signals if s.name == name), None)

@@ -1,0 +1,150 @@
+"""Memory per operation, which action leaks, and where the growth leads.
+
+A compressed soak runs many more operations per hour than production, so the slope per hour of a
+5-minute run says little about a day in production; bytes per operation does. Each signal is
+regressed on each cumulative operation count (OLS, standard error inflated for AR(1) residuals,
+see trend.ols_ar1). When the mix of actions varies over the run, a multiple regression on all
+counts attributes the growth to actions; with a constant mix the counts are collinear (they all
+grow in proportion) and the report says the attribution is not identifiable.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+from .trend import ols_ar1, persistence
+
+MAX_VIF = 10.0   # the usual rule of thumb: above it, coefficients trade off against each other
+
+
+@dataclass
+class OpRate:
+    op: str
+    per_op: float        # signal units per operation
+    ci_low: float
+    ci_high: float
+    p_value: float
+    ops_in_window: float
+
+
+@dataclass
+class ActionShare:
+    op: str
+    per_op: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    vif: float
+    growth: float        # per_op x operations in the window: this action's share of the growth
+
+
+@dataclass
+class Attribution:
+    identifiable: bool
+    reason: str
+    condition_number: float
+    actions: list[ActionShare] = field(default_factory=list)
+    leaking: list[str] = field(default_factory=list)
+
+
+def op_series(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Cumulative counts per operation: the `ops` dict and total requests."""
+    names: list[str] = []
+    for row in rows:
+        for name in (row.get("ops") or {}):
+            if name not in names:
+                names.append(name)
+    series = {
+        name: np.array([float((row.get("ops") or {}).get(name) or 0.0) for row in rows])
+        for name in names
+    }
+    if any(row.get("requests_total") is not None for row in rows):
+        series["requests"] = np.array([float(row.get("requests_total") or 0.0) for row in rows])
+    return {name: values for name, values in series.items() if np.ptp(values) > 0}
+
+
+def per_op_rates(y: np.ndarray, counts: dict[str, np.ndarray]) -> list[OpRate]:
+    rates = []
+    for name, x in counts.items():
+        fit = ols_ar1(x, y)
+        if not math.isfinite(fit.se):
+            continue
+        low, high = fit.ci()
+        rates.append(OpRate(name, fit.slope, low, high, fit.p_increasing, float(np.ptp(x))))
+    return rates
+
+
+def which_action(y: np.ndarray, counts: dict[str, np.ndarray], alpha: float) -> Attribution:
+    names = [name for name in counts if name != "requests"]  # requests is the sum of the others
+    if len(names) < 2:
+        return Attribution(False, "fewer than two kinds of operation varied in the run", math.nan)
+    x = np.column_stack([counts[name] for name in names])
+    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
+    condition = float(np.linalg.cond(scaled))
+    design = np.column_stack([np.ones(len(y)), x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vifs = [float(variance_inflation_factor(design, k + 1)) for k in range(len(names))]
+    worst = max(vifs)
+    if not math.isfinite(worst) or worst > MAX_VIF:
+        pairs = ", ".join(f"{n} VIF {v:.0f}" for n, v in zip(names, vifs))
+        return Attribution(
+            False,
+            f"operation counts are collinear ({pairs}; condition number {condition:.0f}): the mix "
+            "did not vary enough; sweep it (locustfiles' mix-sweep shape) to tell actions apart",
+            condition,
+        )
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    ss = float(resid @ resid)
+    n, k = design.shape
+    r1 = persistence(resid)
+    n_eff = max(n * (1 - r1) / (1 + r1), k + 1.0)
+    df = max(n_eff - k, 1.0)
+    cov = np.linalg.pinv(design.T @ design) * ss / max(n_eff - k, 0.5)
+    tq = stats.t.ppf(0.975, df)
+    actions = []
+    for idx, name in enumerate(names, start=1):
+        se = math.sqrt(max(cov[idx, idx], 0.0))
+        b = float(coef[idx])
+        p = float(stats.t.sf(b / se, df)) if se > 0 else (0.0 if b > 0 else 1.0)
+        actions.append(ActionShare(name, b, b - tq * se, b + tq * se, p, vifs[idx - 1],
+                                   b * float(np.ptp(counts[name]))))
+    actions.sort(key=lambda a: a.growth, reverse=True)
+    leaking = [a.op for a in actions if a.p_value < alpha and a.per_op > 0]
+    return Attribution(True, f"max VIF {worst:.1f}, condition number {condition:.1f}",
+                       condition, actions, leaking)
+
+
+@dataclass
+class Projection:
+    hours: float
+    at_observed_rate: float                 # signal units over the horizon
+    at_production: dict[str, float] = field(default_factory=dict)   # "messages at 500/h" -> units
+    time_to_limit_h: float | None = None    # RSS only
+
+
+PROD_OPS = {"prod_sessions_per_hour": "sessions_created",
+            "prod_messages_per_hour": "messages",
+            "prod_requests_per_hour": "requests"}
+
+
+def project(slope_per_h: float, rates: list[OpRate], settings: dict[str, Any],
+            level_now: float | None = None, limit: float | None = None) -> Projection:
+    hours = float(settings["projection_hours"])
+    by_op = {rate.op: rate for rate in rates}
+    production = {}
+    for setting, op in PROD_OPS.items():
+        per_hour = float(settings.get(setting) or 0.0)
+        if per_hour > 0 and op in by_op:
+            production[f"{op} at {per_hour:g}/h"] = by_op[op].per_op * per_hour * hours
+    to_limit = None
+    if limit and level_now is not None and slope_per_h > 0:
+        to_limit = max(limit - level_now, 0.0) / slope_per_h
+    return Projection(hours, slope_per_h * hours, production, to_limit)

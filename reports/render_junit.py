@@ -1,0 +1,35 @@
+"""junit.xml: one test case per check, so any CI shows a leak as a failed test."""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from .model import Report
+
+
+def render_junit(report: Report) -> str:
+    suite = ET.Element("testsuite", name=f"memsoak.{report.run_id}")
+    cases: list[tuple[str, str | None, str]] = []   # name, failure message or None, details
+    for event, message in (("engine_lost", "the engine stopped answering the hook"),
+                           ("rss_limit", "RSS passed the limit")):
+        held = event in report.events or report.outcome == event
+        cases.append((f"run.{event}", message if held else None, str(report.events.get(event, ""))))
+    for sig in report.signals:
+        failed = f"{sig.label}: {sig.reason}" if sig.verdict == "leak" else None
+        cases.append((f"signal.{sig.name}", failed, f"{sig.verdict}: {sig.reason}"))
+    if report.legacy:
+        leg = report.legacy
+        # The original method is shown for continuity; it does not gate (informational case).
+        cases.append(("original_method.rss", None, f"{'leak' if leg.leak else 'pass'}: {leg.reason}"))
+    failures = 0
+    for name, failure, details in cases:
+        case = ET.SubElement(suite, "testcase", classname="memsoak", name=name, time="0")
+        if failure:
+            failures += 1
+            node = ET.SubElement(case, "failure", message=failure, type="leak")
+            node.text = details
+        else:
+            ET.SubElement(case, "system-out").text = details
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)

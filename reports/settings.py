@@ -1,0 +1,90 @@
+"""The analysis settings: one table, one source of truth.
+
+Every entry is registered by the Locust plugin as `--name-with-dashes` (env `MEMSOAK_NAME`, key
+`name-with-dashes` in locust.conf) and lands in run.json under `settings.name`. Every default is
+typed (never None) because Locust's web form converts what the user types to the type of the
+default; "unset" is a sentinel of the right type (e.g. `warmup_s = -1` means "detect it").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env_var(self) -> str:
+        return "MEMSOAK_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("growth_threshold_mb", float, 50.0,
+            "Original spec: RSS growth (late 10% avg minus early 10% avg) above this is a leak, MB"),
+    Setting("rate_threshold_mb_per_hour", float, 10.0,
+            "Original spec: OLS RSS slope above this is a leak, MB/hour"),
+    Setting("rss_limit_mb", float, 512.0,
+            "Stop the test when the engine's RSS exceeds this, MB (0 disables)"),
+    Setting("warmup_s", float, -1.0,
+            "Seconds excluded at the start of the analysis; negative = detect the warm-up end"),
+    Setting("warmup_max_fraction", float, 0.5,
+            "Automatic warm-up detection never cuts more than this fraction of the run"),
+    Setting("top_n", int, 20, "Allocation sites / object types listed in the report"),
+    Setting("tracemalloc_frames", int, 25,
+            "Frames kept per tracemalloc traceback (1 is far cheaper; the original spec used 25)"),
+    Setting("alpha", float, 0.01, "Significance level of the trend tests (one-sided)"),
+    Setting("min_rate_mb_per_hour", float, 0.5,
+            "A memory trend slower than this is not called a leak even when significant, MB/hour"),
+    Setting("heap_blocks_min_growth", float, 2000.0,
+            "Smallest growth of allocated blocks (heap proxy when not tracing) called a leak"),
+    Setting("objects_min_growth", float, 5000.0, "Smallest gc object count growth called a leak"),
+    Setting("fds_min_growth", float, 10.0, "Smallest open-fd growth called a leak"),
+    Setting("threads_min_growth", float, 5.0, "Smallest thread count growth called a leak"),
+    Setting("tasks_min_growth", float, 10.0, "Smallest asyncio task count growth called a leak"),
+    Setting("plateau_ratio", float, 0.25,
+            "Growth whose late-half slope is below this fraction of the whole slope is a plateau"),
+    Setting("prod_sessions_per_hour", float, 0.0,
+            "Declared production rate of new sessions, for the 24 h projection (0 = not declared)"),
+    Setting("prod_messages_per_hour", float, 0.0,
+            "Declared production rate of chat messages, for the 24 h projection (0 = not declared)"),
+    Setting("prod_requests_per_hour", float, 0.0,
+            "Declared production rate of requests, for the 24 h projection (0 = not declared)"),
+    Setting("projection_hours", float, 24.0, "Horizon of the growth projection, hours"),
+    Setting("chart_points", int, 1500, "Points per chart line in report.html (downsampled)"),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+class SettingError(ValueError):
+    """A setting has a value of the wrong type; the message names the setting and the fix."""
+
+
+def resolve(*layers: dict[str, Any] | None) -> dict[str, Any]:
+    """Defaults overridden by each layer in turn (run.json's settings, then the caller's).
+
+    Unknown names are ignored (run.json also holds the plugin's own settings); known ones are
+    converted to their declared type.
+    """
+    values = {s.name: s.default for s in SETTINGS}
+    for layer in layers:
+        for name, value in (layer or {}).items():
+            spec = BY_NAME.get(name)
+            if spec is None or value is None:
+                continue
+            try:
+                values[name] = spec.type(value)
+            except (TypeError, ValueError):
+                raise SettingError(
+                    f"setting {name}={value!r} is not a {spec.type.__name__}: fix {spec.flag}"
+                ) from None
+    return values
