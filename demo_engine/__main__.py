@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 from dataclasses import fields, replace
@@ -33,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # uvicorn restores this handler and re-raises the signal it caught once it has shut down;
+    # exiting through SystemExit (not the default handler) lets the temp database be removed.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     own_tmp: str | None = None
@@ -50,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(own_tmp, ignore_errors=True)
         return 2
     export_settings(settings)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
 
     import uvicorn
 
-    storage = "postgresql" if settings.database_url.startswith("postgres") else "sqlite"
+    storage = ("postgresql" if settings.database_url.startswith("postgres")
+               else f"sqlite at {settings.database_url.removeprefix('sqlite:///')}")
     print(f"memsoak-demo-engine: serving http://{args.host}:{args.port} (storage {storage}, "
           f"leaks: {settings.leaks or 'none'})", file=sys.stderr, flush=True)
     try:

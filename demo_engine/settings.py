@@ -9,6 +9,7 @@ Bad values raise `SettingsError` with one line naming the fix.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -92,8 +93,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
             values[field.name] = _convert(field.name, kind, environ[env_name(field.name)])
     settings = Settings(**values)
     settings.leak_sizes()  # fail now, not at the first request
-    if not settings.api_key_header.strip():
-        raise SettingsError("DEMO_API_KEY_HEADER is empty; give a header name such as X-API-Key")
+    if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", settings.api_key_header):
+        raise SettingsError(f"DEMO_API_KEY_HEADER={settings.api_key_header!r} is not a header name; "
+                            "give one such as X-API-Key")
     if settings.context_messages < 1 or settings.cache_entries < 1 or settings.max_live_sessions < 1:
         raise SettingsError("context_messages, cache_entries and max_live_sessions must be >= 1")
     if settings.db_pool_size < 1:
