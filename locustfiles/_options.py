@@ -8,13 +8,19 @@ per session (so a change made in the web form applies to the next session).
 """
 from __future__ import annotations
 
+import logging
 import random
 import string
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 from locust import events
+
+log = logging.getLogger("memsoak.users")
+BAD_CONFIG = 13  # reports/outcome.py: bad_config
 
 # (name, type, default, help); the dest is the name with underscores.
 MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
@@ -50,6 +56,33 @@ def _register(parser: Any, **_kwargs: Any) -> None:
         group.add_argument(f"--{name}", type=kind, default=default, env_var=env_var(name),
                            help=f"{help_text} (default {default!r})", include_in_web_ui=True,
                            is_secret=(name == "api-key"))
+
+
+@events.init.add_listener
+def _check_at_init(environment: Any, **_kwargs: Any) -> None:
+    """Headless: a bad mix is one line and exit 13 before any load is sent."""
+    if environment.runner is None or type(environment.runner).__name__ == "WorkerRunner":
+        return
+    try:
+        MixOptions.from_parsed(environment.parsed_options)
+    except MixError as exc:
+        if getattr(environment.parsed_options, "headless", False):
+            sys.stderr.write(f"memsoak: {exc}\n")
+            sys.exit(BAD_CONFIG)
+        log.error("memsoak: %s (fix it in the start form)", exc)
+
+
+@events.test_start.add_listener
+def _check_at_start(environment: Any, **_kwargs: Any) -> None:
+    """Web UI: the start form may have changed the mix; refuse to run a bad one."""
+    if environment.runner is None or type(environment.runner).__name__ == "WorkerRunner":
+        return
+    try:
+        MixOptions.from_parsed(environment.parsed_options)
+    except MixError as exc:
+        log.error("memsoak: %s: stopping the test", exc)
+        environment.process_exit_code = BAD_CONFIG
+        gevent.spawn(environment.runner.stop)
 
 
 class MixError(ValueError):
@@ -101,11 +134,12 @@ class MixOptions:
         return mix
 
     def validate(self) -> None:
-        for low, high, name in [(self.messages_min, self.messages_max, "messages"),
-                                (self.think_min_s, self.think_max_s, "think"),
-                                (self.words_min, self.words_max, "words")]:
+        for low, high, lo_flag, hi_flag in [
+                (self.messages_min, self.messages_max, "--messages-min", "--messages-max"),
+                (self.think_min_s, self.think_max_s, "--think-min-s", "--think-max-s"),
+                (self.words_min, self.words_max, "--words-min", "--words-max")]:
             if low < 0 or high < low:
-                raise MixError(f"--{name}-min must be >= 0 and <= --{name}-max (got {low} and {high})")
+                raise MixError(f"{lo_flag} must be >= 0 and <= {hi_flag} (got {low} and {high})")
         if self.words_min < 1:
             raise MixError("--words-min must be at least 1")
         for value, name in [(self.read_back_ratio, "read-back-ratio"), (self.end_ratio, "end-ratio")]:

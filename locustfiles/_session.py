@@ -49,15 +49,20 @@ class ChatSessionUser(FastHttpUser):
         self.user_number = next(_user_numbers)
         self.rnd = random.Random()
         self.mix = self.load_mix()
-        self.messages = MessageFactory(self.mix.words_min, self.mix.words_max)
+        if self.mix is not None:
+            self.messages = MessageFactory(self.mix.words_min, self.mix.words_max)
 
-    def load_mix(self) -> MixOptions:
+    def load_mix(self) -> MixOptions | None:
         try:
             mix = MixOptions.from_parsed(self.environment.parsed_options)
             return dataclasses.replace(mix, **self.profile) if self.profile else mix
-        except MixError as exc:
-            log.error("memsoak: %s", exc)
-            raise StopUser() from None
+        except MixError:
+            return None  # already reported once at init / test start
+
+    def require_mix(self) -> MixOptions:
+        if self.mix is None:
+            raise StopUser()
+        return self.mix
 
     def headers(self) -> dict[str, str]:
         worker_index = getattr(self.environment.runner, "worker_index", 0) or 0
@@ -72,6 +77,8 @@ class ChatSessionUser(FastHttpUser):
         gevent.sleep(seconds)
 
     def wait_time(self) -> float:  # between sessions
+        if self.mix is None:
+            return 1.0
         return self.rnd.uniform(self.mix.think_min_s, self.mix.think_max_s)
 
     # --- one call each; return the JSON body on success, None on failure -------------------------

@@ -20,6 +20,7 @@ class ChatUser(ChatSessionUser):
 
     @task
     def session(self) -> None:
+        self.require_mix()
         session_id = self.create_session()
         if session_id is None:
             return

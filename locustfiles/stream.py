@@ -34,6 +34,7 @@ class StreamUser(ChatSessionUser):
 
     @task
     def streamed_session(self) -> None:
+        self.require_mix()
         session_id = self.create_session()
         if session_id is None:
             return

@@ -33,7 +33,7 @@ class HookClient:
             resp = self._session.request(method, self.url + path, params=params or None,
                                          timeout=self.timeout_s)
         except requests.RequestException as exc:
-            raise HookError(f"hook at {self.url} unreachable ({type(exc).__name__}: {exc})") from None
+            raise HookError(f"hook at {self.url} unreachable ({type(exc).__name__})") from None
         if resp.status_code >= 400:
             try:
                 detail = resp.json().get("error", resp.text)

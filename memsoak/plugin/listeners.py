@@ -19,7 +19,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerR
 import memsoak
 from memsoak.hook import HookClient, HookError
 from memsoak.plugin.arguments import QUICK_RUN_TIME_S, option, settings_of
-from memsoak.plugin.rundir import RunDir
+from memsoak.rundir import RunDir
 from memsoak.plugin.soak import Soak
 
 log = logging.getLogger("memsoak")

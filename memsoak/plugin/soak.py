@@ -19,7 +19,7 @@ from gevent.event import Event
 from memsoak.hook import HookClient, HookError
 from memsoak.plugin import rows as rowlib
 from memsoak.plugin.arguments import baseline_at_s, option
-from memsoak.plugin.rundir import RunDir
+from memsoak.rundir import RunDir
 
 log = logging.getLogger("memsoak")
 SNAPSHOT_TIMEOUT_S = 120.0   # a snapshot or diff of a big heap takes a while inside the engine

@@ -1,0 +1,65 @@
+"""The `memsoak` command: one module per subcommand in `memsoak/commands/`.
+
+Each module defines NAME, HELP, `add_arguments(parser)` and `run(args) -> int`; adding a command is
+one new file and one line in COMMANDS. Modules are imported only when needed, so a broken or missing
+command does not take the others down.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+COMMANDS: dict[str, str] = {
+    "demo": "memsoak.commands.demo",
+    "report": "memsoak.commands.report",
+    "compare": "memsoak.commands.compare",
+}
+BAD_CONFIG = 13
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes exit with the bad-configuration code and one line, like every memsoak error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(BAD_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _load(module_name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        return None
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
+    parser = _Parser(prog="memsoak", description="Locust-based load-and-memory soak harness")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    loaded: dict[str, ModuleType] = {}
+    for name, module_name in COMMANDS.items():
+        module = _load(module_name)
+        if module is None:
+            continue
+        loaded[name] = module
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+    return parser, loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS and _load(COMMANDS[argv[0]]) is None:
+        print(f"memsoak: the '{argv[0]}' command is not available in this install "
+              f"(module {COMMANDS[argv[0]]} missing)", file=sys.stderr)
+        return BAD_CONFIG
+    parser, loaded = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return BAD_CONFIG
+    return int(loaded[args.command].run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `memsoak` subcommands, one module each (NAME, HELP, add_arguments, run); see memsoak/cli.py."""

@@ -1,0 +1,107 @@
+"""`memsoak demo`: the README's first command, a whole soak against the bundled demo engine.
+
+Starts the demo engine under `memsoak-run` on free loopback ports (optionally with planted leaks),
+runs a headless Locust soak with the memsoak plugin against it, prints where the report is, stops
+the engine, and exits with the run's code (0 pass, 10 leak, 11 RSS limit, 12 engine lost, 13 bad
+configuration). Arguments after `--` go to Locust unchanged (e.g. `-- --think-max-s 0.5`).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import locustfiles
+from memsoak.engine import DemoEngine, EngineError
+from memsoak.rundir import new_run_id
+
+NAME = "demo"
+HELP = "soak the bundled demo engine (under memsoak-run) and write a report"
+QUICK_S = 300
+BAD_CONFIG = 13
+LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
+
+
+def duration_s(text: str) -> int:
+    """'90', '90s', '5m', '1h30m' -> seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 120, 90s, 5m or 1h30m")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def leak(text: str) -> str:
+    name, _, size = text.partition(":")
+    if name not in LEAK_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown leak {name!r}: choose from {', '.join(LEAK_NAMES)}")
+    if size and not size.isdigit():
+        raise argparse.ArgumentTypeError(f"leak size {size!r} must be a whole number of bytes per operation")
+    return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--leak", type=leak, action="append", default=[], metavar="NAME[:BYTES]",
+                        help=f"plant a leak in the engine (repeatable): {', '.join(LEAK_NAMES)}")
+    parser.add_argument("--duration", type=duration_s, default=None,
+                        help="how long the soak runs: 120, 90s, 5m, 1h30m (default: --quick, 5 minutes)")
+    parser.add_argument("--quick", action="store_true", default=True,
+                        help="5-minute smoke soak (the default when --duration is not given)")
+    parser.add_argument("--users", type=int, default=10, help="concurrent chat users (default 10)")
+    parser.add_argument("--spawn-rate", type=float, default=5.0, help="users started per second (default 5)")
+    parser.add_argument("--results", default="results", help="where run directories go (default results/)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between memory samples (default 1)")
+    parser.add_argument("--tracemalloc-frames", type=int, default=1,
+                        help="trace the engine's heap from the start with N frames (0 = only from the "
+                             "baseline snapshot on; default 1)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="use the mix-sweep load shape (phases that vary the action mix)")
+    parser.add_argument("locust_args", nargs=argparse.REMAINDER,
+                        help="after --: extra Locust/memsoak arguments, passed through")
+
+
+def locust_command(args: argparse.Namespace, engine: DemoEngine, run_id: str) -> list[str]:
+    folder = Path(locustfiles.__file__).parent
+    files = str(folder) + (f",{folder / '_mix_sweep.py'}" if args.sweep else "")
+    duration = args.duration if args.duration is not None else QUICK_S
+    extra = [a for a in args.locust_args if a != "--"] if args.locust_args else []
+    return [sys.executable, "-m", "locust", "-f", files, "--headless", "--host", engine.url,
+            "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{duration}s",
+            "--hook-url", engine.hook_url, "--results-dir", args.results, "--run-id", run_id,
+            "--sample-interval-s", str(args.interval), "--tracemalloc-frames", str(args.tracemalloc_frames),
+            "--only-summary", *extra]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.users < 1 or args.spawn_rate <= 0 or args.interval <= 0:
+        print("memsoak demo: --users, --spawn-rate and --interval must be positive", file=sys.stderr)
+        return BAD_CONFIG
+    run_id = new_run_id()
+    engine_log = tempfile.NamedTemporaryFile(prefix="memsoak-demo-engine-", suffix=".log", delete=False)
+    engine = DemoEngine(leaks=args.leak, interval_s=args.interval,
+                        tracemalloc_frames=args.tracemalloc_frames, log=engine_log)
+    try:
+        engine.start()
+    except EngineError as exc:
+        print(f"memsoak demo: {exc} ({engine_log.name})", file=sys.stderr)
+        return BAD_CONFIG
+    print(f"memsoak demo: engine {engine.url} (hook {engine.hook_url}, leaks: "
+          f"{', '.join(args.leak) or 'none'}, log {engine_log.name})", flush=True)
+    locust = subprocess.Popen(locust_command(args, engine, run_id))
+    try:
+        code = locust.wait()
+    except KeyboardInterrupt:
+        # Locust got the same Ctrl-C and writes the report from what was measured.
+        code = locust.wait(timeout=120)
+    finally:
+        if locust.poll() is None:
+            locust.kill()
+        engine.stop()
+        engine_log.close()
+    run_dir = Path(args.results) / run_id
+    report = run_dir / "report.html"
+    print(f"memsoak demo: report {report if report.exists() else run_dir} (exit code {code})", flush=True)
+    return code
