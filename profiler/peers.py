@@ -55,11 +55,19 @@ def list_peers(peer_dir: str | None, own_pid: int) -> list[dict[str, Any]]:
             continue
         if pid == own_pid:
             continue
-        if not psutil.pid_exists(pid):
+        if not _alive(pid):
             unregister(path)
             continue
         found.append({"pid": pid, "port": port})
     return found
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie (a killed worker whose parent has not reaped it yet)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def forward(host: str, port: int, method: str, path_and_query: str, token: str | None,

@@ -82,7 +82,8 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
         http(started.hook + "/samples?since=0")[1]["samples"][-1]), what="tree of 3")
     assert sample["tree_rss_bytes"] > sample["rss_bytes"]
     # a request served by a worker leaves an asyncio task there, visible through ?pid=
-    served_by = int(http(f"http://127.0.0.1:{app_port}/")[1])
+    served_by = int(wait_for(lambda: http(f"http://127.0.0.1:{app_port}/", timeout=5)[1],
+                             timeout=60, what="uvicorn serving"))
     assert served_by in worker_pids
     wait_for(lambda: http(started.hook + f"/samples?since=0&pid={served_by}")[1]["samples"][-1]
              ["asyncio_tasks"] >= 1, what="the worker's asyncio task")
