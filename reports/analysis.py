@@ -73,6 +73,10 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value / MB:.2f} MB" if unit == "bytes" else f"{value:.0f} {unit if unit != 'count' else ''}".strip()
 
 
+def _per_h(value: float, unit: str) -> str:
+    return f"{value / MB:.2f} MB/h" if unit == "bytes" else f"{value:.3g} {unit}/h"
+
+
 def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
     traced = sum(1 for row in rows if row.get("traced_current_bytes") is not None)
     if traced >= MIN_SAMPLES and traced >= 0.3 * len(rows):
@@ -104,10 +108,13 @@ def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str,
     amount = trend.slope_per_h if kind == "rate" else trend.growth
     floor_text = (f"{floor / MB:.2f} MB/h" if kind == "rate" else _fmt(floor, spec.unit))
     amount_text = (f"{amount / MB:.2f} MB/h" if kind == "rate" else _fmt(amount, spec.unit))
-    if trend.significant and not trend.persists:
+    flattened = (trend.significant and not trend.persists) or (
+        trend.early_rise and trend.late_slope_per_h < float(settings["plateau_ratio"]) * trend.early_slope_per_h
+        and not (trend.significant and amount >= floor))
+    if flattened:
         base.verdict, base.plateau_level = "plateau", trend.level_end
-        base.reason = (f"grew then flattened: late-half slope {trend.late_slope_per_h:.3g}/h vs "
-                       f"{trend.ols_slope_per_h:.3g}/h overall; level {_fmt(trend.level_end, spec.unit)}")
+        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
+                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level {_fmt(trend.level_end, spec.unit)}")
     elif trend.significant and amount >= floor:
         base.verdict = "leak"
         base.reason = (f"{amount_text} (p={trend.p_value:.2g}, Mann-Kendall p={trend.mk_p_value:.2g}) "

@@ -9,14 +9,14 @@ from typing import Any
 from .model import Report
 
 
-def _clean(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _clean(getattr(value, f.name)) for f in dataclasses.fields(value)
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)
                 if f.name != "rows"}
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [to_plain(v) for v in value]
     if hasattr(value, "item"):          # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -25,7 +25,7 @@ def _clean(value: Any) -> Any:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    return _clean(report)
+    return to_plain(report)
 
 
 def render_json(report: Report) -> str:

@@ -154,6 +154,8 @@ class Trend:
     lag1: float
     n_eff: float
     late_slope_per_h: float     # OLS slope of the late half
+    early_slope_per_h: float    # OLS slope of the early half
+    early_rise: bool            # a monotone rise (Mann-Kendall) led by the early half
     significant: bool           # both tests below alpha
     persists: bool              # late-half slope not far below the whole slope
     level_end: float            # fitted level at the end (mean of the last block)
@@ -173,6 +175,7 @@ def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: floa
     mk_p = mann_kendall_hr(by)
     half = n // 2
     late = ols_ar1(t_h[half:], y[half:]) if n - half >= 4 else fit
+    early = ols_ar1(t_h[:half], y[:half]) if half >= 4 else fit
     significant = fit.p_increasing < alpha and mk_p < alpha and sen > 0
     persists = late.slope >= plateau_ratio * fit.slope
     span = float(t_h[-1] - t_h[0]) if n else 0.0
@@ -180,6 +183,7 @@ def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: floa
         n=n, slope_per_h=sen, ci_low_per_h=low, ci_high_per_h=high,
         ols_slope_per_h=fit.slope, p_value=fit.p_increasing, mk_p_value=mk_p,
         lag1=fit.lag1, n_eff=fit.n_eff, late_slope_per_h=late.slope,
+        early_slope_per_h=early.slope, early_rise=bool(mk_p < alpha and early.slope > 0),
         significant=bool(significant), persists=bool(persists),
         level_end=float(by[-1]) if len(by) else 0.0, growth=sen * span,
     )

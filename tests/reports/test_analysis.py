@@ -1,0 +1,124 @@
+"""Verdicts on synthetic families (fixed seeds): clean ones pass or plateau, planted slopes leak."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reports
+from reports.analysis import SPECS, classify
+import reports_synth as synth
+
+MB = synth.MB
+
+
+@pytest.mark.parametrize("family", synth.FAMILIES)
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_clean_families_do_not_leak(family, seed, hours4, settings):
+    y = synth.clean(family, np.random.default_rng(seed), hours4) * MB
+    verdict = classify(SPECS["rss"], hours4, y, settings)
+    assert verdict.verdict in ("pass", "plateau"), verdict.reason
+
+
+@pytest.mark.parametrize("family", synth.FAMILIES)
+def test_planted_slope_leaks(family, hours4, settings):
+    slope_mb_per_h = 3.0
+    y = (synth.clean(family, np.random.default_rng(5), hours4) + slope_mb_per_h * hours4 / 3600) * MB
+    verdict = classify(SPECS["rss"], hours4, y, settings)
+    assert verdict.verdict == "leak", verdict.reason
+    if family in ("white", "ar1", "sawtooth"):
+        # Step noise moves the slope by whole jumps; its interval is only checked where noise is smooth.
+        low, high = verdict.trend.ci_low_per_h / MB, verdict.trend.ci_high_per_h / MB
+        assert low < slope_mb_per_h < high
+
+
+def test_bounded_cache_after_warmup_is_plateau_not_leak(settings):
+    # The cache fills over most of the first half: a plateau with its level, never a leak.
+    t = np.arange(1440) * 10.0
+    y = (200 + 40 * (1 - np.exp(-t / 2400.0)) + np.random.default_rng(3).normal(0, 0.3, len(t))) * MB
+    verdict = classify(SPECS["rss"], t, y, {**settings, "warmup_s": 0.0})
+    assert verdict.verdict == "plateau", verdict.reason
+    assert verdict.plateau_level == pytest.approx(240 * MB, rel=0.02)
+
+
+def test_warmup_cut_is_found_and_reported(settings):
+    t = np.arange(1440) * 5.0
+    ramp = np.minimum(t / 600.0, 1.0) * 80.0       # 80 MB in the first 10 minutes, then flat
+    y = (150 + ramp + np.random.default_rng(4).normal(0, 0.4, len(t))) * MB
+    verdict = classify(SPECS["rss"], t, y, settings)
+    assert verdict.warmup.method == "change_point"
+    assert 400 <= verdict.warmup.end_s <= 900
+    assert verdict.verdict == "pass", verdict.reason
+
+
+def test_warmup_override_wins(settings):
+    t = np.arange(600) * 5.0
+    y = (150 + np.random.default_rng(4).normal(0, 0.4, len(t))) * MB
+    verdict = classify(SPECS["rss"], t, y, {**settings, "warmup_s": 120.0})
+    assert (verdict.warmup.method, verdict.warmup.end_s) == ("setting", 120.0)
+
+
+def _run(tmp_path, rss_mb, events=(), name="run", **kwargs):
+    t = np.arange(len(rss_mb)) * 5.0
+    rows = synth.make_rows(t, rss_mb, **kwargs)
+    return synth.write_run(tmp_path / name, rows, events=list(events))
+
+
+def test_signals_get_their_own_verdicts_and_the_driver(tmp_path):
+    t = np.arange(720) * 5.0
+    rng = np.random.default_rng(8)
+    rss = synth.clean("white", rng, t)
+    fds = 12 + np.floor(t / 60.0)                  # one fd more per minute: an fd leak
+    tasks = 3 + (rng.random(len(t)) < 0.1)         # noise, no growth
+    report = reports.analyze(reports.load_run(_run(tmp_path, rss, fds=fds, tasks=tasks)))
+    verdicts = {s.name: s.verdict for s in report.signals}
+    assert verdicts["open_fds"] == "leak"
+    assert verdicts["rss"] == "pass" and verdicts["asyncio_tasks"] == "pass"
+    assert report.driver == "open_fds" and report.outcome == "leak" and report.exit_code == 10
+
+
+def test_heap_drives_when_tracing_and_rss_only_growth_is_flagged_native(tmp_path):
+    t = np.arange(720) * 5.0
+    rng = np.random.default_rng(9)
+    rss = synth.clean("white", rng, t) + 20 * t / 3600
+    heap = 40 + rng.normal(0, 0.05, len(t))
+    report = reports.analyze(reports.load_run(_run(tmp_path, rss, heap_mb=heap)))
+    assert report.signal("heap").unit == "bytes" and report.signal("heap").verdict == "pass"
+    assert report.driver == "rss"
+    assert any("native" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("events,outcome,code", [
+    ([{"type": "engine_lost", "t": 100.0, "t_wall": 0, "last_seq": 20, "error": "connection refused"}], "engine_lost", 12),
+    ([{"type": "rss_limit", "t": 100.0, "t_wall": 0, "rss_bytes": 9, "limit_bytes": 8}], "rss_limit", 11),
+    ([{"type": "rss_limit", "t": 90.0, "t_wall": 0}, {"type": "engine_lost", "t": 100.0, "t_wall": 0}], "engine_lost", 12),
+])
+def test_events_set_the_outcome_and_keep_every_row(tmp_path, events, outcome, code):
+    rss = synth.clean("white", np.random.default_rng(1), np.arange(40) * 5.0)
+    report = reports.analyze(reports.load_run(_run(tmp_path, rss, events=events)))
+    assert (report.outcome, report.exit_code) == (outcome, code)
+    assert report.samples == 40 and report.last_seq == 40
+
+
+def test_truncated_last_line_is_skipped_not_fatal(tmp_path):
+    run_dir = _run(tmp_path, synth.clean("white", np.random.default_rng(1), np.arange(30) * 5.0))
+    with (run_dir / "series.jsonl").open("a") as handle:
+        handle.write('{"seq": 31, "rss_by')
+    report = reports.analyze(reports.load_run(run_dir))
+    assert report.samples == 30 and any("unreadable" in n for n in report.notes)
+
+
+def test_legacy_figures_kept_side_by_side(tmp_path):
+    rss = np.linspace(200, 260, 720)
+    report = reports.analyze(reports.load_run(_run(tmp_path, rss)))
+    legacy = report.legacy
+    assert legacy.leak and legacy.growth_mb == pytest.approx(54.0, abs=0.5)
+    assert legacy.ols_mb_per_hour == pytest.approx(60.0, rel=0.01)
+    assert legacy.min_mb == pytest.approx(200) and legacy.max_mb == pytest.approx(260)
+
+
+def test_bad_run_dirs_raise_one_line_errors(tmp_path):
+    with pytest.raises(reports.RunDirError, match="no such run directory"):
+        reports.load_run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(reports.RunDirError, match="no series.jsonl"):
+        reports.load_run(tmp_path / "empty")
