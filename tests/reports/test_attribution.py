@@ -1,0 +1,45 @@
+"""Ranking allocation sites and types by consistency across intervals, then by growth."""
+from __future__ import annotations
+
+import reports_synth as synth
+from reports.attribution import rank_sites, rank_types, resource_growth
+
+T = [("2026-01-01T00:0%d" % i, "2026-01-01T00:0%d" % (i + 1)) for i in range(4)]
+
+
+def test_a_site_growing_every_interval_outranks_a_bigger_one_off():
+    diffs = [
+        synth.diff("warmup", "cp1", T[0], [synth.site("app.py", 10, 1000), synth.site("big.py", 5, 500000)]),
+        synth.diff("cp1", "cp2", T[1], [synth.site("app.py", 10, 1000), synth.site("big.py", 5, -10)]),
+        synth.diff("cp2", "final", T[2], [synth.site("app.py", 10, 1000)]),
+        # the widest diff is not an interval of the chain and must not be double counted
+        synth.diff("warmup", "final", (T[0][0], T[2][1]), [synth.site("app.py", 10, 3000), synth.site("big.py", 5, 499990)]),
+    ]
+    ranked = rank_sites(diffs, top_n=5)
+    assert ranked[0].key == "app.py:10" and ranked[0].consistent
+    assert (ranked[0].intervals_grown, ranked[0].intervals, ranked[0].growth) == (3, 3, 3000)
+    big = next(s for s in ranked if s.key == "big.py:5")
+    assert not big.consistent
+    assert ranked[0].traceback == ["app.py:10", "demo_engine/app.py:99"]   # hook frames filtered
+
+
+def test_hook_sites_are_dropped_and_a_single_diff_ranks_by_growth():
+    diffs = [synth.diff("warmup", "final", T[0], [synth.site("profiler/sampler.py", 1, 9999),
+                                                   synth.site("a.py", 1, 10), synth.site("b.py", 2, 20)])]
+    ranked = rank_sites(diffs, top_n=5)
+    assert [s.key for s in ranked] == ["b.py:2", "a.py:1"]
+    assert not any(s.consistent for s in ranked)
+
+
+def test_type_census_growth():
+    diffs = [{"base": "w", "head": "c", "base_taken_at": "1", "head_taken_at": "2",
+              "by_type": [{"type": "dict", "count": 10, "count_diff": 5}, {"type": "Session", "count": 9, "count_diff": 3}]},
+             {"base": "c", "head": "f", "base_taken_at": "2", "head_taken_at": "3",
+              "by_type": [{"type": "dict", "count": 10, "count_diff": -5}, {"type": "Session", "count": 12, "count_diff": 3}]}]
+    ranked = rank_types(diffs, top_n=5)
+    assert ranked[0].key == "Session" and ranked[0].consistent and ranked[0].growth == 6
+
+
+def test_resource_growth_names_what_rows_carry():
+    rows = [{"fd_targets": {"socket": 3, "pipe": 2}}, {"fd_targets": {"socket": 9, "pipe": 2}}]
+    assert resource_growth(rows, 5) == {"open_fds": [("socket", 6.0)]}
