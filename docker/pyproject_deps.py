@@ -3,8 +3,9 @@
 The Dockerfiles install dependencies before copying the code so that editing code does not
 re-download them; this reads them from the one place they are declared instead of a second,
 drifting requirements file. `--without` drops the ones an image does not need (the engine image
-needs no Locust, the Locust image no web server), so each image stays small. Standard library
-only: it runs in a bare `python:*-slim` before anything is installed.
+needs no Locust, the Locust image no web server), so each image stays small; `--only` keeps just
+the named ones (the hook's own, when it is added to someone else's engine image). Standard library
+only: it runs in a bare `python:*-slim`, or any engine's image, before anything is installed.
 """
 from __future__ import annotations
 
@@ -22,13 +23,14 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_deps(pyproject: Path, without: set[str]) -> list[str]:
-    """The `[project] dependencies` strings whose project name is not in `without`."""
+def runtime_deps(pyproject: Path, without: set[str], only: set[str] | None = None) -> list[str]:
+    """The `[project] dependencies` strings named in `only` (all when None) and not in `without`."""
     project = tomllib.loads(pyproject.read_text())["project"]
     kept = []
     for spec in project.get("dependencies", []):
         match = _NAME.match(spec)
-        if match and canonical(match.group(1)) not in without:
+        name = canonical(match.group(1)) if match else ""
+        if name and name not in without and (only is None or name in only):
             kept.append(spec)
     return kept
 
@@ -37,21 +39,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pyproject", nargs="?", default="pyproject.toml", type=Path)
     parser.add_argument("--without", default="", help="comma list of project names to leave out")
+    parser.add_argument("--only", default="", help="comma list of the only project names to keep")
     args = parser.parse_args(argv)
     if not args.pyproject.is_file():
         print(f"error: {args.pyproject} not found: pass the path to memsoak's pyproject.toml",
               file=sys.stderr)
         return 2
     without = {canonical(name) for name in args.without.split(",") if name.strip()}
+    only = {canonical(name) for name in args.only.split(",") if name.strip()} or None
     known = {canonical(_NAME.match(spec).group(1))
              for spec in tomllib.loads(args.pyproject.read_text())["project"]["dependencies"]}
-    unknown = sorted(without - known)
-    if unknown:
-        # A stale exclusion list means the image silently installs something it meant to drop.
-        print(f"error: --without names {', '.join(unknown)} that pyproject.toml does not depend on: "
-              "update the Dockerfile's exclusion list", file=sys.stderr)
-        return 2
-    print("\n".join(runtime_deps(args.pyproject, without)))
+    for flag, names in (("--without", without), ("--only", only or set())):
+        unknown = sorted(names - known)
+        if unknown:
+            # A stale list means the image silently installs, or lacks, what it meant to.
+            print(f"error: {flag} names {', '.join(unknown)} that pyproject.toml does not depend on: "
+                  "update the Dockerfile's list", file=sys.stderr)
+            return 2
+    print("\n".join(runtime_deps(args.pyproject, without, only)))
     return 0
 
 

@@ -121,6 +121,21 @@ def _bind_mounts(service: dict) -> list[tuple[str, str]]:
     return mounts
 
 
+def _copy_destinations(dockerfile: Path) -> dict[str, str]:
+    """COPY source -> absolute destination in the image, resolving WORKDIR-relative targets."""
+    workdir, found = "/", {}
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["WORKDIR"]:
+            workdir = os.path.join(workdir, words[1])
+        elif words[:1] == ["COPY"] and not any(w.startswith("--") for w in words):
+            destination = os.path.normpath(os.path.join(workdir, words[-1]))
+            for source in words[1:-1]:
+                found[source] = destination if len(words) == 3 and not words[-1].endswith("/") \
+                    else os.path.join(destination, os.path.basename(source))
+    return found
+
+
 def _repo_path_of(container_path: str) -> Path:
     assert container_path.startswith(IMAGE_ROOT), (
         f"{container_path}: our scripts live under {IMAGE_ROOT} in every image")
@@ -152,8 +167,9 @@ def test_every_service_runs_a_script_or_image_that_exists(files: list[Path], env
             dockerfile = Path(build["context"]) / build.get("dockerfile", "Dockerfile")
             assert dockerfile.is_file(), f"service {name}: {dockerfile} missing"
             # The script must be inside the image: the Dockerfile copies docker/entrypoints there.
-            assert f"COPY docker/entrypoints ./docker/entrypoints" in dockerfile.read_text()
-            assert "WORKDIR /opt/memsoak" in dockerfile.read_text()
+            copied = _copy_destinations(dockerfile).get("docker/entrypoints")
+            assert copied == IMAGE_ROOT + "docker/entrypoints", (
+                f"{dockerfile.name} copies docker/entrypoints to {copied}, not where {name} runs it")
         else:
             # No build: the script must come from a bind mount of the repo.
             targets = [target for _, target in _bind_mounts(service)]
@@ -226,6 +242,8 @@ def test_deps_helper_splits_engine_and_harness_dependencies(tmp_path: Path) -> N
     engine = run(str(REPO / "pyproject.toml"), "--without", "Locust,gevent").stdout.split()
     names = {re.split(r"[<>=\[ ]", spec)[0].lower() for spec in engine}
     assert "psutil" in names and "locust" not in names and "gevent" not in names
+    hook_only = run(str(REPO / "pyproject.toml"), "--only", "psutil,Prometheus_Client").stdout.split()
+    assert [re.split(r"[<>=\[ ]", spec)[0] for spec in hook_only] == ["psutil", "prometheus-client"]
     stale = run(str(REPO / "pyproject.toml"), "--without", "no-such-project")
     assert stale.returncode == 2 and "no-such-project" in stale.stderr and "Traceback" not in stale.stderr
     missing = run(str(tmp_path / "pyproject.toml"))

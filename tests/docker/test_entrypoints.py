@@ -239,6 +239,27 @@ def test_headless_soak_script_leaves_a_run_directory(engine: dict[str, str], tmp
         assert (run_dir / name).is_file(), f"{name} missing from {sorted(os.listdir(run_dir))}"
 
 
+def test_engine_script_falls_back_to_a_mounted_profiler(tmp_path: Path) -> None:
+    """No memsoak-run on PATH (profiler/ mounted into a foreign image): `python3 -m profiler.run`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    engine_port, hook_port = free_port(), free_port()
+    env = base_env(PATH=f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", PYTHONPATH=str(REPO),
+                   ENGINE_COMMAND=f"python3 -m demo_engine --host 127.0.0.1 --port {engine_port}",
+                   MEMSOAK_HOOK_PORT=str(hook_port))
+    log = tmp_path / "engine.log"
+    proc = start("engine.sh", env, log, tmp_path)
+    try:
+        wait_until_up(f"http://127.0.0.1:{hook_port}/health", proc, log)
+        status, body = http_get(f"http://127.0.0.1:{hook_port}/health")
+        assert "demo_engine" in " ".join(json.loads(body)["cmdline"])
+        wait_until_up(f"http://127.0.0.1:{engine_port}/api/health", proc, log)
+    finally:
+        stop(proc)
+    assert "-m profiler.run" in log.read_text()
+
+
 @pytest.mark.parametrize("script, env, named", [
     ("locust-master.sh", {"MEMSOAK_HOOK_URL": "http://127.0.0.1:1"}, "LOCUST_HOST"),
     ("soak.sh", {"LOCUST_HOST": "http://127.0.0.1:1", "MEMSOAK_HOOK_URL": "http://127.0.0.1:1"},
