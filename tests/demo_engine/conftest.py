@@ -6,22 +6,14 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from demo_engine_procs import RunningEngine, engine_process, fresh_database
-
-STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-def _database(request: pytest.FixtureRequest, stack: ExitStack) -> str:
-    kind = request.param
-    pg_url = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
-    return stack.enter_context(fresh_database(kind, pg_url))
+from demo_engine_procs import STORAGES, RunningEngine, database_for, engine_process
 
 
 @pytest.fixture(scope="module", params=STORAGES)
 def engine(request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
     """One engine per test module and storage kind, on its own fresh database."""
     with ExitStack() as stack:
-        url = _database(request, stack)
+        url = database_for(request, stack)
         yield stack.enter_context(engine_process(["--database-url", url, "--llm-latency-ms", "5"]))
 
 
@@ -29,7 +21,7 @@ def engine(request: pytest.FixtureRequest) -> Iterator[RunningEngine]:
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh DATABASE_URL for one test, for each storage kind."""
     with ExitStack() as stack:
-        yield _database(request, stack)
+        yield database_for(request, stack)
 
 
 @pytest.fixture

@@ -13,16 +13,19 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "demo-key"
+# Fixture params: every storage-dependent test runs on both; PostgreSQL ones carry the marker.
+STORAGES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def free_port() -> int:
@@ -158,3 +161,10 @@ def fresh_database(kind: str, postgres_url: str | None = None) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def database_for(request: pytest.FixtureRequest, stack: ExitStack) -> str:
+    """A fresh DATABASE_URL for a fixture parametrized over STORAGES, cleaned up with `stack`."""
+    kind = request.param
+    pg_url = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
+    return stack.enter_context(fresh_database(kind, pg_url))
