@@ -1,0 +1,279 @@
+"""What the hook costs the engine: the same load with and without it, alternating in one run.
+
+Starts one engine per mode side by side (no hook; hook in its default mode; tracemalloc at 1 frame;
+at 25 frames), each a real process on a loopback port, then runs ROUNDS rounds in which every mode
+gets the same load in turn (the order rotates each round, so drift on a shared machine spreads over
+all modes). The load is a separate process: C threads on keep-alive connections, each creating a
+chat session and posting varied messages to it, bounded by --seconds per turn; in hooked modes it
+also polls the hook's /samples every second, as the harness does. Printed: a Markdown table of
+throughput, p95 and the engine's CPU per request per mode, and their ratios to the unhooked
+baseline (median over rounds of same-round ratios). On a shared machine throughput swings far more
+than 1% between turns; CPU per request is the steadier figure.
+
+    python bench/hook_overhead.py                       # the demo engine (memsoak-demo-engine)
+    python bench/hook_overhead.py --stand-in            # a tiny stdlib app instead
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+MODES = {"no hook": None, "hook (default)": [], "hook + tracemalloc 1 frame": ["--tracemalloc-frames", "1"],
+         "hook + tracemalloc 25 frames": ["--tracemalloc-frames", "25"]}
+API_KEY = "demo-key"
+STAND_IN = '''
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+SESSIONS = {}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def _reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def do_GET(self): self._reply(200, {"status": "ok"})
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path.endswith("/sessions"):
+            sid = str(len(SESSIONS)); SESSIONS[sid] = []
+            return self._reply(201, {"id": sid})
+        sid = self.path.split("/")[-2]
+        SESSIONS.setdefault(sid, []).append(body.get("content"))
+        del SESSIONS[sid][:-20]
+        self._reply(200, {"content": "".join(reversed(body.get("content", "")))})
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- load generator (own process)
+def loadgen(url: str, seconds: float, concurrency: int, hook_url: str | None) -> dict:
+    host, port = url.split("//")[1].split(":")
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    headers = {"Content-Type": "application/json", "X-API-Key": API_KEY}
+
+    def call(conn: http.client.HTTPConnection, method: str, path: str, body: dict) -> dict | None:
+        started = time.perf_counter()
+        conn.request(method, path, json.dumps(body), headers)
+        response = conn.getresponse()
+        data = response.read()
+        with lock:
+            latencies.append(time.perf_counter() - started)
+            if response.status >= 400:
+                errors[0] += 1
+        return json.loads(data) if response.status < 400 else None
+
+    def user(index: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        sent = 0
+        session = None
+        while time.monotonic() < deadline and sent < 1_000_000:
+            try:
+                if session is None or sent % 25 == 0:
+                    created = call(conn, "POST", "/api/engine/chat/sessions", {"title": f"bench {index}"})
+                    session = created["id"] if created else None
+                    if session is None:
+                        continue
+                call(conn, "POST", f"/api/engine/chat/sessions/{session}/messages",
+                     {"content": f"message {index}-{sent}: how much memory does this take?"})
+                sent += 1
+            except (OSError, http.client.HTTPException, ValueError):
+                with lock:
+                    errors[0] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def poll_hook() -> None:
+        since = 0
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{hook_url}/samples?since={since}", timeout=5) as answer:
+                    since = json.loads(answer.read())["last_seq"]
+            except OSError:
+                pass
+            time.sleep(1.0)
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(concurrency)]
+    if hook_url:
+        threads.append(threading.Thread(target=poll_hook))
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
+    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
+            "p95_ms": p95 * 1000}
+
+
+# ---------------------------------------------------------------- engines and rounds
+class Engine:
+    def __init__(self, name: str, hook_options: list[str] | None, stand_in: Path | None) -> None:
+        self.name, self.port = name, free_port()
+        self.hook_url = None
+        if stand_in:
+            command = [sys.executable, str(stand_in), str(self.port)]
+        else:
+            command = [sys.executable, "-m", "demo_engine", "--host", "127.0.0.1", "--port",
+                       str(self.port), "--llm-latency-ms", "0", "--rate-limit-rps", "0",
+                       "--duplicate-window-s", "0"]
+        if hook_options is not None:
+            hook_port = free_port()
+            self.hook_url = f"http://127.0.0.1:{hook_port}"
+            command = [sys.executable, "-m", "profiler.run", "--port", str(hook_port), *hook_options,
+                       "--", *command]
+        self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bench: engine {self.name!r} exited with {self.proc.returncode}")
+            try:
+                urllib.request.urlopen(self.url + "/api/health", timeout=2).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"bench: engine {self.name!r} not ready after {timeout} s")
+
+    def cpu_seconds(self) -> float:
+        """CPU of the engine's processes only (memsoak-run, when present, is not the engine)."""
+        try:
+            top = psutil.Process(self.proc.pid)
+            members = top.children(recursive=True)
+            if self.hook_url is None:
+                members.append(top)
+        except psutil.Error:
+            return float("nan")
+        total = 0.0
+        for member in members:
+            try:
+                times = member.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait(timeout=10)
+
+
+def run_load(engine: Engine, seconds: float, concurrency: int) -> dict:
+    command = [sys.executable, __file__, "--loadgen", engine.url, "--seconds", str(seconds),
+               "--concurrency", str(concurrency)]
+    if engine.hook_url:
+        command += ["--hook-url", engine.hook_url]
+    cpu_before = engine.cpu_seconds()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: load generator failed: {done.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(done.stdout)
+    result["cpu_ms_per_request"] = (engine.cpu_seconds() - cpu_before) * 1000 / max(result["requests"], 1)
+    return result
+
+
+def bench(rounds: int, seconds: float, concurrency: int, stand_in: bool, modes: list[str]) -> str:
+    stand_in_path = None
+    if stand_in:
+        stand_in_path = Path(tempfile.mkdtemp(prefix="memsoak-bench-")) / "stand_in.py"
+        stand_in_path.write_text(STAND_IN)
+    engines = [Engine(name, MODES[name], stand_in_path) for name in modes]
+    results: dict[str, list[dict]] = {name: [] for name in modes}
+    try:
+        for engine in engines:
+            engine.wait_ready()
+        for engine in engines:  # warm-up: imports, caches, first sessions
+            run_load(engine, min(seconds, 3.0), concurrency)
+        for index in range(rounds):
+            order = engines[index % len(engines):] + engines[:index % len(engines)]
+            for engine in order:
+                results[engine.name].append(run_load(engine, seconds, concurrency))
+                print(f"round {index + 1}/{rounds} {engine.name:28s} "
+                      f"{results[engine.name][-1]['rps']:8.1f} req/s  "
+                      f"p95 {results[engine.name][-1]['p95_ms']:7.2f} ms  "
+                      f"cpu {results[engine.name][-1]['cpu_ms_per_request']:.3f} ms/req", file=sys.stderr)
+    finally:
+        for engine in engines:
+            engine.stop()
+    return table(results, modes[0], rounds, seconds, concurrency, stand_in)
+
+
+def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: float,
+          concurrency: int, stand_in: bool) -> str:
+    lines = [f"engine: {'stand-in stdlib app' if stand_in else 'memsoak-demo-engine (SQLite, LLM latency 0)'}; "
+             f"{rounds} alternating rounds x {seconds:g} s, {concurrency} connections; "
+             "ratios = median over rounds of (mode / no hook in the same round)", "",
+             "| mode | req/s (median) | p95 ms (median) | throughput ratio | p95 ratio "
+             "| engine CPU ms/req | CPU ratio | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, runs in results.items():
+        base_runs = results[baseline]
+        rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(runs, base_runs))
+        p95_ratio = statistics.median(r["p95_ms"] / b["p95_ms"] for r, b in zip(runs, base_runs))
+        cpu_ratio = statistics.median(r["cpu_ms_per_request"] / b["cpu_ms_per_request"]
+                                      for r, b in zip(runs, base_runs))
+        lines.append(f"| {name} | {statistics.median(r['rps'] for r in runs):.1f} | "
+                     f"{statistics.median(r['p95_ms'] for r in runs):.2f} | {rps_ratio:.3f} | "
+                     f"{p95_ratio:.3f} | {statistics.median(r['cpu_ms_per_request'] for r in runs):.3f} | "
+                     f"{cpu_ratio:.3f} | {sum(r['errors'] for r in runs)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=4.0, help="load per mode per round")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--stand-in", action="store_true", help="a tiny stdlib app, not the demo engine")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="comma list, the first is the baseline (default: all four)")
+    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
+    parser.add_argument("--hook-url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.loadgen:
+        print(json.dumps(loadgen(args.loadgen, args.seconds, args.concurrency, args.hook_url)))
+        return
+    modes = [m.strip() for m in args.modes.split(",")]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or args.rounds < 1 or args.seconds <= 0 or args.concurrency < 1:
+        raise SystemExit(f"bench: bad options ({unknown or 'rounds/seconds/concurrency'}): modes are "
+                         f"{', '.join(MODES)}; rounds, seconds, concurrency must be positive")
+    print(bench(args.rounds, args.seconds, args.concurrency, args.stand_in, modes))
+
+
+if __name__ == "__main__":
+    main()
