@@ -55,9 +55,10 @@ def persistence(resid: np.ndarray, lag: int = 10) -> float:
         return 0.0
     r1 = float(resid[:-1] @ resid[1:]) / ss
     phi = r1
-    if n > 4 * lag and r1 > 0:
+    noise_floor = 3.0 / math.sqrt(n)   # autocorrelations below this are estimation noise
+    if n > 4 * lag and r1 > noise_floor:
         rk = float(resid[:-lag] @ resid[lag:]) / ss
-        if rk > 0:
+        if rk > noise_floor:
             phi = max(phi, min((rk / r1) ** (1.0 / (lag - 1)), 0.999))
     return min(max(phi + (2 + 4 * phi) / n, 0.0), 0.999)
 
@@ -138,7 +139,13 @@ def mann_kendall_hr(y: np.ndarray) -> float:
         result = pymannkendall.hamed_rao_modification_test(y)
     z = float(result.z)
     if not math.isfinite(z):
-        return 1.0
+        # Hamed-Rao's correction factor can come out negative (its variance is then NaN) on
+        # near-perfectly monotone series; there the plain test's answer is the honest one.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z = float(pymannkendall.original_test(y).z)
+        if not math.isfinite(z):
+            return 1.0
     return float(stats.norm.sf(z))
 
 
