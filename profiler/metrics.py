@@ -43,7 +43,7 @@ def _families(sample: dict[str, Any] | None, errors: dict[str, int]
         if sample.get(field) is not None:
             yield name, "gauge", help_text, [({}, float(sample[field]))]
     if sample.get("sample_cost_us") is not None:
-        yield ("memsoak_sample_cost_seconds", "gauge", "Wall time the hook spent on the last sample.",
+        yield ("memsoak_sample_cost_seconds", "gauge", "CPU time the hook's sampler thread spent on the last sample.",
                [({}, sample["sample_cost_us"] / 1e6)])
     try:
         stats = gc.get_stats()
