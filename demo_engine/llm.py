@@ -19,6 +19,7 @@ PRICES: dict[str, tuple[float, float]] = {
     "aria-large": (0.0025, 0.01),
 }
 DEFAULT_MODEL = "aria-small"
+_sleep = asyncio.sleep  # the provider's wait; a module attribute so tests can count the waits
 _WORDS = ("the engine answers with care and the context window slides forward while agents score "
           "each reply against memory budgets latency tokens and cost so that a soak test can see "
           "whether anything grows without bound over hours of steady realistic traffic").split()
@@ -80,7 +81,7 @@ class FakeLLMGateway:
         text = self.cache.get(digest)
         cached = text is not None
         if text is None:
-            await asyncio.sleep(self.latency_ms / 1000.0)
+            await _sleep(self.latency_ms / 1000.0)
             text = _reply(digest, content, enable_thinking, enable_tools)
             self.cache.put(digest, text)
         else:

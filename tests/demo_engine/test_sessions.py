@@ -1,0 +1,67 @@
+"""The engine's in-memory state stays bounded, and the duplicate guard and rate limit decide right."""
+from __future__ import annotations
+
+from demo_engine.sessions import AgentPool, RateLimiter, SessionManager
+
+
+def test_live_sessions_are_an_lru_with_a_bound() -> None:
+    manager = SessionManager(max_live=3, context_messages=4, duplicate_window_s=5)
+    for index in range(5):
+        manager.track(f"s{index}", "agent", "model")
+    assert len(manager) == 3 and manager.get("s0") is None and manager.get("s1") is None
+    manager.get("s2")  # touched: now s3 is the oldest
+    manager.track("s5", "agent", "model")
+    assert manager.get("s3") is None and manager.get("s2") is not None
+    manager.drop("s2")
+    assert manager.get("s2") is None
+
+
+def test_context_window_slides() -> None:
+    live = SessionManager(10, context_messages=4, duplicate_window_s=5).track("s", "a", "m", ["h1", "h2"])
+    for index in range(10):
+        live.context.append(f"m{index}")
+    assert list(live.context) == ["m6", "m7", "m8", "m9"]
+
+
+def test_identical_content_is_a_duplicate_only_within_the_window() -> None:
+    manager = SessionManager(10, 4, duplicate_window_s=5)
+    live = manager.track("s", "a", "m")
+    assert manager.seconds_since_identical(live, "hi", now=100.0) is None
+    assert manager.seconds_since_identical(live, "hi", now=102.0) == 2.0
+    assert manager.seconds_since_identical(live, "other", now=102.0) is None
+    assert manager.seconds_since_identical(live, "hi", now=106.0) is None  # window passed
+    manager.forget(live, "hi")
+    assert manager.seconds_since_identical(live, "hi", now=106.5) is None  # failed message: retry allowed
+
+
+def test_duplicate_memory_is_bounded_under_a_flood() -> None:
+    manager = SessionManager(10, 4, duplicate_window_s=3600)
+    live = manager.track("s", "a", "m")
+    for index in range(1000):
+        manager.seconds_since_identical(live, f"m{index}", now=float(index) / 1000)
+    assert len(live.recent) <= 256
+
+
+def test_agent_pool_bounds_agents_and_history() -> None:
+    pool = AgentPool(history=5, max_agents=3)
+    for index in range(100):
+        pool.record(f"agent-{index % 7}", float(index))
+    assert len(pool) == 3
+    assert all(len(scores) <= 5 for scores in pool._scores.values())
+
+
+def test_rate_limiter_allows_a_burst_then_refills_at_the_rate() -> None:
+    limiter = RateLimiter(rate=2.0, burst=3)
+    assert [limiter.retry_after("c", now=0.0) for _ in range(3)] == [None, None, None]
+    wait = limiter.retry_after("c", now=0.0)
+    assert wait is not None and 0 < wait <= 0.5
+    assert limiter.retry_after("other", now=0.0) is None  # per client
+    assert limiter.retry_after("c", now=0.6) is None  # 1.2 tokens refilled
+    assert RateLimiter(rate=0, burst=1).retry_after("c") is None  # 0 = off
+
+
+def test_rate_limiter_forgets_the_oldest_clients() -> None:
+    limiter = RateLimiter(rate=1.0, burst=1, max_clients=10)
+    for index in range(100):
+        limiter.retry_after(f"client-{index}", now=0.0)
+    assert len(limiter._buckets) == 10

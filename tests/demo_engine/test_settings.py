@@ -1,0 +1,56 @@
+"""Settings: one name per setting across flag and environment; bad values are one-line errors."""
+from __future__ import annotations
+
+import pytest
+
+from demo_engine.leaks import DEFAULT_BYTES
+from demo_engine.settings import (LEAK_NAMES, Settings, SettingsError, env_name, export_settings,
+                                  flag_name, load_settings, parse_leaks)
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = load_settings(environ={})
+    assert (settings.api_key, settings.api_key_header, settings.database_url) == ("demo-key", "X-API-Key", "")
+    assert settings.llm_latency_ms == 20.0 and settings.leak_sizes() == {}
+
+
+def test_environment_then_flags_win_in_that_order() -> None:
+    environ = {"DEMO_API_KEY": "from-env", "DEMO_LLM_LATENCY_MS": "7", "DATABASE_URL": "sqlite:////tmp/x.db"}
+    from_env = load_settings(environ=environ)
+    assert (from_env.api_key, from_env.llm_latency_ms, from_env.database_url) == ("from-env", 7.0, "sqlite:////tmp/x.db")
+    flagged = load_settings({"api_key": "from-flag", "llm_latency_ms": None}, environ=environ)
+    assert (flagged.api_key, flagged.llm_latency_ms) == ("from-flag", 7.0)
+
+
+def test_names_are_the_same_everywhere() -> None:
+    assert (env_name("llm_latency_ms"), flag_name("llm_latency_ms")) == ("DEMO_LLM_LATENCY_MS", "--llm-latency-ms")
+    assert env_name("database_url") == "DATABASE_URL"
+
+
+def test_exported_settings_rebuild_the_same_settings() -> None:
+    settings = Settings(api_key="k", leaks="native:4096,fd", rate_limit_rps=0.0, context_messages=3)
+    environ: dict[str, str] = {}
+    export_settings(settings, environ)
+    assert load_settings(environ=environ) == settings
+
+
+@pytest.mark.parametrize("environ, names", [
+    ({"DEMO_LLM_LATENCY_MS": "fast"}, "DEMO_LLM_LATENCY_MS"),
+    ({"DEMO_RATE_LIMIT_BURST": "-1"}, "DEMO_RATE_LIMIT_BURST"),
+    ({"DEMO_LEAKS": "native,teleport"}, "teleport"),
+    ({"DEMO_LEAKS": "native:lots"}, "native:1MiB"),
+    ({"DEMO_LEAKS": "fd:100"}, "takes no size"),
+    ({"DEMO_API_KEY_HEADER": "X Api Key"}, "DEMO_API_KEY_HEADER"),
+    ({"DEMO_CONTEXT_MESSAGES": "0"}, "context_messages"),
+])
+def test_bad_values_raise_one_line_naming_the_fix(environ: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert names in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_leak_spec_takes_defaults_sizes_and_units() -> None:
+    assert parse_leaks("") == {}
+    assert parse_leaks(" native:2MiB , session_state:1k,fd ") == {
+        "native": 2 * 1024 * 1024, "session_state": 1024, "fd": 0}
+    assert parse_leaks(",".join(LEAK_NAMES)) == DEFAULT_BYTES
