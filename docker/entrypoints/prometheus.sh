@@ -10,6 +10,7 @@
 #   PROMETHEUS_RUNTIME_DIR where the rendered config and token file go (default /tmp/memsoak-prometheus)
 #   PROMETHEUS_DATA       the TSDB directory (default /prometheus)
 #   PROMETHEUS_BIN        the prometheus binary (default prometheus)
+#   PROMETHEUS_LISTEN     its web address (default 0.0.0.0:9090)
 set -eu
 . "$(dirname "$0")/_common.sh"
 
@@ -27,4 +28,5 @@ sed -e "s|@HOOK_TARGET@|$MEMSOAK_HOOK_TARGET|" -e "s|@TOKEN_FILE@|$runtime/hook-
   "$template" > "$runtime/prometheus.yml"
 
 exec "$bin" --config.file="$runtime/prometheus.yml" \
-  --storage.tsdb.path="${PROMETHEUS_DATA:-/prometheus}" "$@"
+  --storage.tsdb.path="${PROMETHEUS_DATA:-/prometheus}" \
+  --web.listen-address="${PROMETHEUS_LISTEN:-0.0.0.0:9090}" "$@"

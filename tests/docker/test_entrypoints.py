@@ -13,12 +13,14 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -170,6 +172,47 @@ def test_dashboard_metrics_are_all_in_the_live_hooks_metrics(engine: dict[str, s
         missing = queried - exposed - {"memsoak_tracemalloc_traced_bytes"}
         time.sleep(0.5)
     assert not missing, f"the dashboard graphs metrics the hook does not export: {missing}"
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None,
+                    reason="no prometheus binary (apt-get install prometheus) for the monitoring profile's script")
+def test_prometheus_script_scrapes_the_hook_with_its_token(engine: dict[str, str], tmp_path: Path) -> None:
+    web = f"127.0.0.1:{free_port()}"
+    env = base_env(MEMSOAK_HOOK_TARGET=f"127.0.0.1:{engine['hook_port']}", MEMSOAK_HOOK_TOKEN=engine["token"],
+                   PROMETHEUS_RUNTIME_DIR=str(tmp_path / "run"), PROMETHEUS_DATA=str(tmp_path / "data"),
+                   PROMETHEUS_LISTEN=web)
+    log = tmp_path / "prometheus.log"
+    proc = start("prometheus.sh", env, log, tmp_path)
+    query = f"http://{web}/api/v1/query?query=" + "process_resident_memory_bytes%7Bjob%3D%22memsoak-hook%22%7D"
+    result: list = []
+    try:
+        deadline = time.monotonic() + 90
+        while not result and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                status, body = http_get(query)
+                result = json.loads(body)["data"]["result"] if status == 200 else []
+            except OSError:
+                pass
+            time.sleep(1)
+        # Every query of the Grafana dashboard must be valid PromQL (results may still be empty).
+        dashboard = json.loads((REPO / "docker/grafana/dashboards/memsoak.json").read_text())
+        bad = {}
+        for target in (t for panel in dashboard["panels"] for t in panel["targets"]):
+            status, body = http_get(f"http://{web}/api/v1/query?query=" + urllib.parse.quote(target["expr"]))
+            if status != 200 or json.loads(body)["status"] != "success":
+                bad[target["expr"]] = body[:200]
+    finally:
+        stop(proc)
+    assert result and float(result[0]["value"][1]) > 0, log.read_text()[-2000:]
+    assert not bad, bad
+    token_file = tmp_path / "run" / "hook-token"
+    assert token_file.read_text() == engine["token"] and token_file.stat().st_mode & 0o077 == 0
+    assert engine["token"] not in (tmp_path / "run" / "prometheus.yml").read_text()
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "config", str(tmp_path / "run" / "prometheus.yml")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_master_and_two_workers_make_one_report_whose_counts_add_up(
