@@ -3,7 +3,8 @@
 Each planted leak must show in the signal it imitates, by about the planted amount, and only
 there: native -> RSS grows by ~ops x bytes while tracemalloc's traced heap stays flat;
 session_state -> a snapshot diff names demo_engine/leaks.py at the planted line as the top
-growing site; fd -> open_fds grows by one per session. A control engine with no leak planted
+growing site; fd -> open_fds grows by one per session (and asyncio_task -> one more task per
+session, beyond the issue's list). A control engine with no leak planted
 must show none of it, so these tests can fail. Every case runs on SQLite and on PostgreSQL.
 
 To keep the suite fast, one engine per (storage, planted|control) runs the whole scenario once
@@ -29,7 +30,7 @@ HOOK_ARGS = ["--interval", "0.2"]
 NATIVE_BYTES = 2 * 1024 * 1024
 MESSAGES = 30
 SESSIONS_CREATED = 30
-PLANTED = f"native:{NATIVE_BYTES},session_state,fd"
+PLANTED = f"native:{NATIVE_BYTES},session_state,fd,asyncio_task"
 CASES = [pytest.param(("sqlite", True), id="sqlite-planted"),
          pytest.param(("sqlite", False), id="sqlite-control"),
          pytest.param(("postgresql", True), id="postgresql-planted", marks=pytest.mark.postgres),
@@ -94,6 +95,7 @@ class Measured:
     rss_growth: int                  # message phase
     traced_growth: int               # message phase
     fd_growth: int                   # session phase
+    task_growth: int                 # session phase
     diff: dict[str, Any]             # tracemalloc diff across the session phase
 
 
@@ -114,9 +116,9 @@ def measured(request: pytest.FixtureRequest) -> Iterator[Measured]:
         message_ops = (_ops(running, "native") - ops_before) if planted else 0
 
         _hook(running, "/snapshots/before", "POST")
-        fds_before = fresh_sample(running)["open_fds"]
+        first = fresh_sample(running)
         _sessions(running, SESSIONS_CREATED)
-        fds_after = fresh_sample(running)["open_fds"]
+        last = fresh_sample(running)
         _hook(running, "/snapshots/after", "POST")
         diff = _hook(running, "/diff?base=before&head=after&top=10")
 
@@ -124,7 +126,8 @@ def measured(request: pytest.FixtureRequest) -> Iterator[Measured]:
         yield Measured(planted, running.health()["leaks"], message_ops,
                        after["rss_bytes"] - before["rss_bytes"],
                        after["traced_current_bytes"] - before["traced_current_bytes"],
-                       fds_after - fds_before, diff)
+                       last["open_fds"] - first["open_fds"],
+                       last["asyncio_tasks"] - first["asyncio_tasks"], diff)
 
 
 def test_native_leak_grows_rss_by_the_planted_amount_but_not_the_traced_heap(measured: Measured) -> None:
@@ -156,3 +159,8 @@ def test_fd_leak_grows_open_fds_by_one_per_session(measured: Measured) -> None:
     # +-2: the hook's own HTTP connection may or may not be open when a sample is taken
     expected = SESSIONS_CREATED if measured.planted else 0
     assert abs(measured.fd_growth - expected) <= 2, (measured.fd_growth, expected)
+
+
+def test_asyncio_task_leak_grows_the_task_count_by_one_per_session(measured: Measured) -> None:
+    expected = SESSIONS_CREATED if measured.planted else 0
+    assert abs(measured.task_growth - expected) <= 2, (measured.task_growth, expected)
