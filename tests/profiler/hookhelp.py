@@ -45,7 +45,7 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> Any:
             value = predicate()
             if value:
                 return value
-        except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+        except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError, IndexError) as error:
             last_error = error
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
