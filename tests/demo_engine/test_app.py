@@ -1,6 +1,7 @@
 """The chat API's contract against a real uvicorn process, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -112,6 +113,25 @@ def test_identical_message_in_same_session_is_409_but_not_across_sessions(engine
     assert ok.status_code == 200
     assert repeat.status_code == 409 and "duplicate" in repeat.json()["error"]
     assert elsewhere.status_code == 200
+
+
+def test_concurrent_users_are_all_served_and_stored(engine: RunningEngine) -> None:
+    """More concurrent users than PostgreSQL pool connections: nobody waits forever or fails."""
+    async def user(client: httpx.AsyncClient) -> tuple[str, list[int]]:
+        sid = (await client.post(SESSIONS)).json()["id"]
+        statuses = [(await client.post(f"{SESSIONS}/{sid}/messages", json={"content": _unique(str(i))})).status_code
+                    for i in range(4)]
+        return sid, statuses
+
+    async def crowd() -> list[tuple[str, list[int]]]:
+        async with httpx.AsyncClient(base_url=engine.url, headers={"X-API-Key": API_KEY}, timeout=60) as client:
+            return await asyncio.gather(*(user(client) for _ in range(16)))
+
+    results = asyncio.run(crowd())
+    assert all(statuses == [200] * 4 for _, statuses in results)
+    with engine.client() as client:
+        counts = [len(client.get(f"{SESSIONS}/{sid}").json()["messages"]) for sid, _ in results]
+    assert counts == [8] * 16
 
 
 def test_every_engine_route_needs_the_key(engine: RunningEngine) -> None:
