@@ -7,8 +7,9 @@ all modes). The load is a separate process: C threads on keep-alive connections,
 chat session and posting varied messages to it, bounded by --seconds per turn; in hooked modes it
 also polls the hook's /samples every second, as the harness does. Printed: a Markdown table of
 throughput, p95 and the engine's CPU per request per mode, and their ratios to the unhooked
-baseline (median over rounds of same-round ratios). On a shared machine throughput swings far more
-than 1% between turns; CPU per request is the steadier figure.
+baseline (median over rounds of same-round ratios), and the sampler's own CPU (its thread time, as
+reported in each sample's sample_cost_us) as a share of the engine's CPU. On a shared machine
+throughput swings far more than 1% between turns; the sampler share is the noise-free figure.
 
     python bench/hook_overhead.py                       # the demo engine (memsoak-demo-engine)
     python bench/hook_overhead.py --stand-in            # a tiny stdlib app instead
@@ -197,13 +198,24 @@ def run_load(engine: Engine, seconds: float, concurrency: int) -> dict:
                "--concurrency", str(concurrency)]
     if engine.hook_url:
         command += ["--hook-url", engine.hook_url]
+    seq_before = _hook_json(engine.hook_url, "/health")["last_seq"] if engine.hook_url else 0
     cpu_before = engine.cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
     if done.returncode != 0:
         raise SystemExit(f"bench: load generator failed: {done.stderr.strip().splitlines()[-1:]}")
     result = json.loads(done.stdout)
-    result["cpu_ms_per_request"] = (engine.cpu_seconds() - cpu_before) * 1000 / max(result["requests"], 1)
+    cpu_used = engine.cpu_seconds() - cpu_before
+    result["cpu_ms_per_request"] = cpu_used * 1000 / max(result["requests"], 1)
+    result["sampler_share"] = 0.0
+    if engine.hook_url:  # the sampler's own CPU (thread time, from its samples) / the engine's CPU
+        samples = _hook_json(engine.hook_url, f"/samples?since={seq_before}")["samples"]
+        result["sampler_share"] = sum(s["sample_cost_us"] for s in samples) / 1e6 / max(cpu_used, 1e-9)
     return result
+
+
+def _hook_json(hook_url: str, route: str) -> dict:
+    with urllib.request.urlopen(hook_url + route, timeout=30) as answer:
+        return json.loads(answer.read())
 
 
 def bench(rounds: int, seconds: float, concurrency: int, stand_in: bool, modes: list[str]) -> str:
@@ -238,8 +250,8 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
              f"{rounds} alternating rounds x {seconds:g} s, {concurrency} connections; "
              "ratios = median over rounds of (mode / no hook in the same round)", "",
              "| mode | req/s (median) | p95 ms (median) | throughput ratio | p95 ratio "
-             "| engine CPU ms/req | CPU ratio | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| engine CPU ms/req | CPU ratio | sampler CPU / engine CPU | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, runs in results.items():
         base_runs = results[baseline]
         rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(runs, base_runs))
@@ -249,7 +261,8 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
         lines.append(f"| {name} | {statistics.median(r['rps'] for r in runs):.1f} | "
                      f"{statistics.median(r['p95_ms'] for r in runs):.2f} | {rps_ratio:.3f} | "
                      f"{p95_ratio:.3f} | {statistics.median(r['cpu_ms_per_request'] for r in runs):.3f} | "
-                     f"{cpu_ratio:.3f} | {sum(r['errors'] for r in runs)} |")
+                     f"{cpu_ratio:.3f} | {100 * statistics.median(r['sampler_share'] for r in runs):.3f}% | "
+                     f"{sum(r['errors'] for r in runs)} |")
     return "\n".join(lines)
 
 
