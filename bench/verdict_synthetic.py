@@ -46,8 +46,8 @@ def rates(pool: ProcessPoolExecutor, family: str, slope: float, n: int, seed0: i
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clean", type=int, default=400, help="clean series per family")
-    parser.add_argument("--power", type=int, default=100, help="series per planted slope")
+    parser.add_argument("--clean", type=int, default=300, help="clean series per family")
+    parser.add_argument("--power", type=int, default=80, help="series per planted slope")
     parser.add_argument("--quick", action="store_true", help="60 clean / 30 per slope")
     args = parser.parse_args()
     n_clean, n_power = (60, 30) if args.quick else (args.clean, args.power)

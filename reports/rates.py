@@ -24,6 +24,7 @@ from .trend import ols_ar1, persistence
 # coefficients trade off against each other. (VIFs are reported too, but cumulative counts always
 # share the run's time trend, so VIF > 10 is common even when a swept mix separates them well.)
 MAX_CONDITION = 30.0
+REQUEST_PREFIX = "request: "
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Attribution:
 
 
 def op_series(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Cumulative counts per operation: the `ops` dict and total requests."""
+    """Cumulative counts per operation: the `ops` dict, total requests, and each request name."""
     names: list[str] = []
     for row in rows:
         for name in (row.get("ops") or {}):
@@ -69,6 +70,14 @@ def op_series(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     }
     if any(row.get("requests_total") is not None for row in rows):
         series["requests"] = np.array([float(row.get("requests_total") or 0.0) for row in rows])
+    request_names: list[str] = []
+    for row in rows:
+        for name in (row.get("requests_by_name") or {}):
+            if name not in request_names:
+                request_names.append(name)
+    for name in request_names:
+        series[REQUEST_PREFIX + name] = np.array(
+            [float((row.get("requests_by_name") or {}).get(name) or 0.0) for row in rows])
     return {name: values for name, values in series.items() if np.ptp(values) > 0}
 
 
@@ -84,7 +93,8 @@ def per_op_rates(y: np.ndarray, counts: dict[str, np.ndarray]) -> list[OpRate]:
 
 
 def which_action(y: np.ndarray, counts: dict[str, np.ndarray], alpha: float) -> Attribution:
-    names = [name for name in counts if name != "requests"]  # requests is the sum of the others
+    # Only the `ops` actions: total requests is their sum and per-name request counts repeat them.
+    names = [name for name in counts if name != "requests" and not name.startswith(REQUEST_PREFIX)]
     if len(names) < 2:
         return Attribution(False, "fewer than two kinds of operation varied in the run", math.nan)
     x = np.column_stack([counts[name] for name in names])

@@ -1,9 +1,10 @@
 """Where the warm-up ends: the ramp of users and the settling of memory (caches fill, arenas grow).
 
-Order of authority: the `warmup_s` setting when non-negative, else a `warmup_end` event the
-harness recorded, else detection: the end of the user ramp, then a change point in the memory
-series found by ruptures (continuous piecewise-linear cost, one break) that is accepted only when
-the memory rose clearly faster before it than after it. Never cuts more than `max_fraction`.
+The `warmup_s` setting wins when non-negative. Otherwise the cut starts at the later of the end
+of the user ramp and the `warmup_end` event the harness recorded (its baseline snapshot), and moves
+on to a change point in the memory series after it, found by ruptures (continuous piecewise-linear
+cost, one break) and accepted only when memory rose clearly faster before it than after it.
+Detection never cuts more than `max_fraction` of the run.
 """
 from __future__ import annotations
 
@@ -68,8 +69,6 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
     if warmup_s >= 0:
         return WarmupCut(t0 + warmup_s if warmup_s < t0 else warmup_s, "setting",
                          f"warmup_s={warmup_s:g} set by the user")
-    if event_s is not None:
-        return WarmupCut(event_s, "event", "warmup_end event recorded by the harness")
     limit = t0 + max_fraction * (float(t[-1]) - t0) if len(t) else t0
     start = t0
     method, detail = "none", "no ramp or settling found"
@@ -77,6 +76,10 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
     if ramp is not None and ramp > t0:
         start = min(ramp, limit)
         method, detail = "ramp", f"users reached their plateau at t={start:.0f}s"
+    if event_s is not None and event_s > start:
+        # The harness took its baseline snapshot here; memory may still settle after it.
+        start = min(event_s, limit)
+        method, detail = "event", f"warmup_end event recorded by the harness at t={start:.0f}s"
     keep = t >= start
     cp = change_point(t[keep], y[keep], max_fraction) if keep.sum() >= 12 else None
     if cp is not None and cp <= limit:

@@ -122,3 +122,35 @@ def test_bad_run_dirs_raise_one_line_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(reports.RunDirError, match="no series.jsonl"):
         reports.load_run(tmp_path / "empty")
+
+
+def test_warmup_event_starts_the_cut_and_settling_after_it_is_still_found(settings):
+    t = np.arange(1440) * 5.0
+    settle = np.minimum(np.maximum(t - 300, 0) / 900.0, 1.0) * 60.0   # rises from 300 s to 1200 s
+    y = (150 + settle + np.random.default_rng(6).normal(0, 0.3, len(t))) * MB
+    verdict = classify(SPECS["rss"], t, y, settings, warmup_event_s=300.0)
+    assert verdict.warmup.method == "change_point" and 1000 <= verdict.warmup.end_s <= 1500
+    flat = classify(SPECS["rss"], t, (150 + np.random.default_rng(6).normal(0, 0.3, len(t))) * MB,
+                    settings, warmup_event_s=300.0)
+    assert (flat.warmup.method, flat.warmup.end_s) == ("event", 300.0)
+
+
+def test_swept_mix_names_the_leaking_action_and_constant_mix_says_not_identifiable(tmp_path):
+    n = 1440
+    t = np.arange(n) * 5.0
+    rng = np.random.default_rng(41)
+    phase = np.arange(n) * 3 // n
+    ops = {"messages": np.cumsum(np.choose(phase, [9, 2, 5]) + rng.poisson(1, n)).astype(float),
+           "sessions_created": np.cumsum(np.choose(phase, [1, 4, 2]) + rng.poisson(0.3, n)).astype(float)}
+    heap = 30 + 4096 * ops["messages"] / MB + rng.normal(0, 0.01, n)
+    rss = synth.clean("white", rng, t)
+    swept = reports.analyze(reports.load_run(_run(tmp_path, rss, heap_mb=heap, ops=ops, name="swept")))
+    found = swept.signal("heap").attribution
+    assert found.identifiable and found.leaking == ["messages"], found.reason
+    per_name = {r.op for r in swept.signal("heap").per_op}
+    assert "request: POST /api/engine/chat/sessions/{id}/messages" in per_name
+    messages = next(r for r in swept.signal("heap").per_op if r.op == "messages")
+    assert messages.ci_low < 4096 < messages.ci_high
+    constant = reports.analyze(reports.load_run(_run(tmp_path, rss, heap_mb=30 + np.arange(n) / 1000, name="flat")))
+    assert not constant.signal("heap").attribution.identifiable
+    assert "collinear" in constant.signal("heap").attribution.reason
