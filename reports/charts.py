@@ -33,41 +33,52 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg"):]   # drop the XML prolog and DOCTYPE (it names a URL)
 
 
+def _memory_panel(ax: Any, t_min: np.ndarray, rows: list[dict[str, Any]], report: Report,
+                  name: str, fields: list[tuple[str, str]]) -> None:
+    for field, label in fields:
+        values = _column(rows, field)
+        if np.isfinite(values).any():
+            ax.plot(t_min, values / MB, lw=1, label=label)
+    sig = report.signal(name)
+    if sig and sig.trend:
+        # The fitted Theil-Sen line over the analysed window, anchored at its end level.
+        end = float(np.nanmax(t_min)) * 60.0
+        xs = np.array([sig.warmup.end_s, end])
+        ys = sig.trend.level_end - sig.trend.slope_per_h * (end - xs) / 3600.0
+        ax.plot(xs / 60.0, ys / MB, "--", lw=1.5, color="black",
+                label=f"trend {sig.trend.slope_per_h / MB:+.2f} MB/h ({sig.verdict})")
+    if sig and sig.warmup.end_s > float(np.nanmin(t_min)) * 60.0:
+        ax.axvline(sig.warmup.end_s / 60.0, color="grey", ls=":", lw=1, label="warm-up end")
+    ax.set_ylabel("MB")
+    ax.legend(loc="upper left", fontsize=7)
+
+
 def timeline(report: Report) -> str:
     rows = report.rows
     stride = max(1, len(rows) // max(int(report.settings["chart_points"]), 10))
     rows = rows[::stride]
     t = row_times(rows) / 60.0
-    fig, axes = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
-    mem = axes[0]
-    mem.plot(t, _column(rows, "rss_bytes") / MB, label="RSS", lw=1)
     heap = report.signal("heap")
-    if heap and heap.unit == "bytes":
-        mem.plot(t, _column(rows, "traced_current_bytes") / MB, label="Python heap (traced)", lw=1)
-    for sig in (report.signal("rss"), heap if heap and heap.unit == "bytes" else None):
-        if sig and sig.trend:
-            start = sig.warmup.end_s
-            end = float(np.nanmax(t)) * 60.0
-            level = sig.trend.level_end
-            xs = np.array([start, end])
-            ys = level - sig.trend.slope_per_h * (end - xs) / 3600.0
-            mem.plot(xs / 60.0, ys / MB, "--", lw=1.5, label=f"{sig.label} trend")
-    rss = report.signal("rss")
-    if rss and rss.warmup.end_s > 0:
-        for ax in axes:
-            ax.axvline(rss.warmup.end_s / 60.0, color="grey", ls=":", lw=1)
-    mem.set_ylabel("MB")
-    mem.legend(loc="upper left", fontsize=7)
-    axes[1].plot(t, _column(rows, "users"), label="users", lw=1)
-    rps = axes[1].twinx()
-    rps.plot(t, _column(rows, "rps"), color="tab:orange", label="RPS", lw=1)
-    axes[1].set_ylabel("users")
+    traced = heap is not None and heap.unit == "bytes"
+    panels = 5 if traced else 4
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 2.1 * panels), sharex=True)
+    _memory_panel(axes[0], t, rows, report, "rss", [("rss_bytes", "RSS"), ("tree_rss_bytes", "tree RSS")])
+    axes[0].set_title("RSS", fontsize=9, loc="left")
+    if traced:
+        _memory_panel(axes[1], t, rows, report, "heap", [("traced_current_bytes", "Python heap (traced)")])
+        axes[1].set_title("Python heap (tracemalloc)", fontsize=9, loc="left")
+    load, latency, failures = axes[-3], axes[-2], axes[-1]
+    load.plot(t, _column(rows, "users"), lw=1, label="users")
+    load.set_ylabel("users")
+    rps = load.twinx()
+    rps.plot(t, _column(rows, "rps"), color="tab:orange", lw=1, label="RPS")
     rps.set_ylabel("RPS")
-    axes[2].plot(t, _column(rows, "p95_ms"), lw=1)
-    axes[2].set_ylabel("p95 ms")
-    axes[3].plot(t, _column(rows, "fail_per_s"), color="tab:red", lw=1)
-    axes[3].set_ylabel("failures/s")
-    axes[3].set_xlabel("minutes since start (dotted: warm-up end)")
+    load.legend(handles=load.get_lines() + rps.get_lines(), loc="upper left", fontsize=7)
+    latency.plot(t, _column(rows, "p95_ms"), lw=1)
+    latency.set_ylabel("p95 ms")
+    failures.plot(t, _column(rows, "fail_per_s"), color="tab:red", lw=1)
+    failures.set_ylabel("failures/s")
+    failures.set_xlabel("minutes since start")
     fig.tight_layout()
     return _svg(fig)
 
