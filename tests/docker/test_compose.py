@@ -265,3 +265,19 @@ def test_dashboard_queries_only_metrics_the_hook_exports() -> None:
             assert names and names <= exported, f"{panel['title']}: {names - exported} not exported"
     datasource = (REPO / "docker/grafana/provisioning/datasources/prometheus.yml").read_text()
     assert "uid: memsoak-prometheus" in datasource
+
+
+def test_grafana_provisioning_points_at_what_compose_mounts(env_file: Path) -> None:
+    grafana = _merged([REPO / "docker-compose.yml"], env_file)["services"]["grafana"]
+    mounts = dict((target, Path(source)) for source, target in _bind_mounts(grafana))
+    provider = yaml_to_data((REPO / "docker/grafana/provisioning/dashboards/memsoak.yml").read_text())
+    dashboards_in_container = provider["providers"][0]["options"]["path"]
+    assert mounts.get(dashboards_in_container) == REPO / "docker/grafana/dashboards", (
+        f"the provider reads {dashboards_in_container}, compose mounts {mounts}")
+    assert mounts.get("/etc/grafana/provisioning") == REPO / "docker/grafana/provisioning"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards_in_container + "/")
+    assert (REPO / "docker/grafana/dashboards" / Path(home).name).is_file()
+    datasource = yaml_to_data((REPO / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["uid"] == "memsoak-prometheus"
