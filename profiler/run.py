@@ -130,6 +130,25 @@ def _kill_leftovers(known: dict[int, float], grace: float) -> None:
     psutil.wait_procs(still, timeout=5)
 
 
+def _end_group(pgid: int, grace: float) -> None:
+    """COMMAND is gone; its process group may not be (workers): TERM, wait, then KILL."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except OSError:
+        return  # no process left in the group
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def run_command(args: argparse.Namespace) -> int:
     peer_dir = tempfile.mkdtemp(prefix="memsoak-peers-")
     stop = _Stop()
@@ -173,10 +192,7 @@ def run_command(args: argparse.Namespace) -> int:
                 except subprocess.TimeoutExpired:
                     pass
         finally:
-            try:
-                os.killpg(child.pid, signal.SIGTERM)  # the rest of the group, if any
-            except OSError:
-                pass
+            _end_group(child.pid, min(args.grace, 5.0))
             _kill_leftovers(known, min(args.grace, 5.0))
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

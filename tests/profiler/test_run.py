@@ -97,3 +97,21 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
     assert not psutil.wait_procs(members, timeout=10)[1]
     for peer in health["peers"]:
         assert port_is_free(peer["port"])
+
+
+def test_descendants_left_behind_by_the_engine_are_ended(port: int, tmp_path) -> None:
+    script = tmp_path / "spawner.py"
+    script.write_text(textwrap.dedent("""
+        import subprocess, sys, time
+        stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+        child = subprocess.Popen([sys.executable, "-c", stubborn])
+        escaped = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        print(child.pid, escaped.pid, flush=True)
+        time.sleep(3)  # long enough for memsoak-run to notice its descendants
+    """))
+    started = start([sys.executable, str(script)], port, options=["--grace", "1"], wait=False)
+    pids = [int(pid) for pid in started.proc.stdout.readline().split()]
+    assert len(pids) == 2
+    leftovers = [psutil.Process(pid) for pid in pids]
+    assert started.proc.wait(timeout=60) == 0
+    assert not psutil.wait_procs(leftovers, timeout=10)[1]
