@@ -48,7 +48,7 @@ class Engine:
         self.settings = settings
         self.storage = open_storage(settings.database_url, settings.db_pool_size)
         self.sessions = SessionManager(settings.max_live_sessions, settings.context_messages,
-                                       settings.duplicate_window_s)
+                                       settings.duplicate_window_s, settings.session_idle_s)
         self.gateway = FakeLLMGateway(settings.llm_latency_ms, settings.cache_entries)
         self.agents = AgentPool(settings.score_history)
         self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)

@@ -1,8 +1,9 @@
 """The engine's in-memory state, every piece of it bounded: live sessions, agents, clients.
 
-- `SessionManager`: an LRU of live sessions (evicted ones are reloaded from storage on their next
-  message), each with a sliding context window and a memory of recent message digests that
-  rejects an identical message repeated within the duplicate window.
+- `SessionManager`: an LRU of live sessions, also expired after `idle_s` without use (evicted or
+  expired ones are reloaded from storage on their next message), each with a sliding context
+  window and a memory of recent message digests that rejects an identical message repeated
+  within the duplicate window.
 - `AgentPool`: agents by id (LRU), each keeping its last N reply scores.
 - `RateLimiter`: a token bucket per client (LRU of clients).
 These are what make a healthy engine's memory move: they grow, then plateau at their bounds.
@@ -22,27 +23,42 @@ class LiveSession:
     model: str
     context: deque[str]
     recent: OrderedDict[str, float] = field(default_factory=OrderedDict)  # digest -> monotonic time
+    last_used: float = field(default_factory=time.monotonic)
 
 
 class SessionManager:
-    def __init__(self, max_live: int, context_messages: int, duplicate_window_s: float) -> None:
+    def __init__(self, max_live: int, context_messages: int, duplicate_window_s: float,
+                 idle_s: float = 600.0) -> None:
         self.max_live = max_live
+        self.idle_s = idle_s
         self.context_messages = context_messages
         self.duplicate_window_s = duplicate_window_s
         self._live: OrderedDict[str, LiveSession] = OrderedDict()
 
-    def track(self, session_id: str, agent_id: str, model: str, history: list[str] = ()) -> LiveSession:
-        live = LiveSession(session_id, agent_id, model, deque(history, maxlen=self.context_messages))
+    def track(self, session_id: str, agent_id: str, model: str, history: list[str] = (),
+              now: float | None = None) -> LiveSession:
+        now = time.monotonic() if now is None else now
+        live = LiveSession(session_id, agent_id, model, deque(history, maxlen=self.context_messages),
+                           last_used=now)
         self._live[session_id] = live
-        while len(self._live) > self.max_live:
-            self._live.popitem(last=False)
+        self._live.move_to_end(session_id)
+        self._expire(now)
         return live
 
-    def get(self, session_id: str) -> LiveSession | None:
+    def get(self, session_id: str, now: float | None = None) -> LiveSession | None:
+        now = time.monotonic() if now is None else now
+        self._expire(now)
         live = self._live.get(session_id)
         if live is not None:
+            live.last_used = now
             self._live.move_to_end(session_id)
         return live
+
+    def _expire(self, now: float) -> None:
+        # LRU order is last-use order, so the idle ones are all at the front.
+        while self._live and (len(self._live) > self.max_live
+                              or next(iter(self._live.values())).last_used < now - self.idle_s):
+            self._live.popitem(last=False)
 
     def drop(self, session_id: str) -> None:
         self._live.pop(session_id, None)

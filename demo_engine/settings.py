@@ -34,7 +34,8 @@ class Settings:
     # The bounded structures a real engine keeps in memory.
     context_messages: int = 20
     cache_entries: int = 1024
-    max_live_sessions: int = 10000
+    max_live_sessions: int = 2000
+    session_idle_s: float = 600.0
     score_history: int = 256
     db_pool_size: int = 4
 
@@ -54,6 +55,7 @@ HELP: dict[str, str] = {
     "context_messages": "sliding context window per session (messages)",
     "cache_entries": "bounded LLM response cache (LRU entries)",
     "max_live_sessions": "sessions kept in memory (LRU; evicted ones reload from storage)",
+    "session_idle_s": "a live session unused this long leaves memory (it reloads from storage)",
     "score_history": "scores kept per agent in the agent pool",
     "db_pool_size": "PostgreSQL connections per worker",
 }

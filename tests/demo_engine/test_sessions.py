@@ -65,3 +65,13 @@ def test_rate_limiter_forgets_the_oldest_clients() -> None:
     for index in range(100):
         limiter.retry_after(f"client-{index}", now=0.0)
     assert len(limiter._buckets) == 10
+
+
+def test_idle_sessions_leave_memory() -> None:
+    manager = SessionManager(max_live=100, context_messages=4, duplicate_window_s=5, idle_s=60)
+    manager.track("old", "a", "m", now=0.0)
+    manager.track("used", "a", "m", now=0.0)
+    assert manager.get("used", now=50.0) is not None  # touched at 50
+    manager.track("new", "a", "m", now=100.0)
+    assert manager.get("old", now=100.0) is None
+    assert manager.get("used", now=100.0) is not None and len(manager) == 2
