@@ -328,3 +328,13 @@ def test_unwritable_results_dir_is_refused_before_the_soak(tmp_path: Path) -> No
     result = subprocess.run([str(SCRIPTS / "soak.sh")], env=env, cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == BAD_CONFIG and "results" in result.stderr and "HOST_UID" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="no shellcheck (apt-get install shellcheck)")
+def test_scripts_are_clean_posix_sh() -> None:
+    # POSIX sh, not bash: the same scripts run in python:slim, the Locust image, busybox-based
+    # prom/prometheus and whatever base a real engine's image has.
+    scripts = sorted(str(p) for p in SCRIPTS.glob("*.sh"))
+    result = subprocess.run(["shellcheck", "-s", "sh", "-x", *scripts], capture_output=True, text=True,
+                            cwd=SCRIPTS)
+    assert result.returncode == 0, result.stdout
