@@ -69,3 +69,19 @@ def test_asyncio_tasks_of_the_engine_loop_are_counted(port: int, tmp_path) -> No
              what="asyncio_tasks == 8")
     time.sleep(0.3)
     assert http(started.hook + "/samples?since=0")[1]["samples"][-1]["threads"] == 1
+
+
+def test_samples_since_over_http_reports_dropped(port: int) -> None:
+    engine_port = free_port()
+    started = start([sys.executable, ALLOC_ENGINE, str(engine_port)], port, engine_port=engine_port,
+                    env={"MEMSOAK_RING_CAPACITY": "10", "MEMSOAK_INTERVAL": "0.05"})
+    wait_for(lambda: http(started.hook + "/health")[1]["last_seq"] > 25, what="ring wrapped")
+    answer = http(started.hook + "/samples?since=3")[1]
+    assert len(answer["samples"]) <= 10
+    assert answer["first_seq"] == answer["samples"][0]["seq"] > 4
+    assert answer["dropped"] == answer["first_seq"] - 4
+    seqs = [s["seq"] for s in answer["samples"]]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    newer = http(started.hook + f"/samples?since={seqs[-1]}&limit=2")[1]
+    assert newer["dropped"] == 0 and all(s["seq"] > seqs[-1] for s in newer["samples"])
+    assert http(started.hook + "/health")[1]["ring"] == {"capacity": 10, "bytes": 10 * 24 * 8}
