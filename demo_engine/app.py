@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from demo_engine.engine import Engine, EngineError
 from demo_engine.schemas import MessageIn, SessionIn, first_error
 from demo_engine.settings import Settings, load_settings
-from demo_engine.storage import StorageUnavailable
+from demo_engine.storage import StorageUnavailable, preflight
 from demo_engine.stream import serve_chat_stream
 
 log = logging.getLogger("demo_engine")
@@ -119,7 +120,13 @@ def create_app(settings: Settings) -> FastAPI:
 
 def __getattr__(name: str) -> Any:
     if name == "app":  # built lazily from the environment: `uvicorn demo_engine.app:app`
-        built = create_app(load_settings())
+        try:
+            settings = load_settings()
+            preflight(settings.database_url)
+        except ValueError as error:  # one line naming the fix, not uvicorn's traceback
+            print(f"demo_engine.app: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        built = create_app(settings)
         globals()["app"] = built
         return built
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

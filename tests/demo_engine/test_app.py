@@ -5,6 +5,7 @@ import asyncio
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from demo_engine_procs import API_KEY, RunningEngine, engine_process, wait_until
+from demo_engine_procs import API_KEY, RunningEngine, engine_process, free_port, wait_until
 
 SESSIONS = "/api/engine/chat/sessions"
 REPLY_FIELDS = {"message_id", "session_id", "content", "model", "input_tokens", "output_tokens",
@@ -259,3 +260,12 @@ def test_uvicorn_workers_share_one_default_sqlite_file() -> None:
     shutil.rmtree(folder, ignore_errors=True)
     assert statuses == [200] * 12
     assert len(stored["messages"]) == 24
+
+
+def test_plain_uvicorn_with_bad_settings_exits_2_with_one_line() -> None:
+    env = {**os.environ, "DEMO_LEAKS": "native,teleport"}
+    result = subprocess.run([sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", str(free_port())],
+                            env=env, capture_output=True, text=True, timeout=60)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2
+    assert len(lines) == 1 and "unknown leak 'teleport'" in lines[0], result.stderr
