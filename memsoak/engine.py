@@ -1,7 +1,8 @@
 """Start the demo engine under `memsoak-run` on free loopback ports, wait for it, stop it cleanly.
 
-Used by `memsoak demo` and by the tests. The engine runs in its own process group so stopping it
-(SIGTERM, which memsoak-run forwards, then SIGKILL after a grace period) leaves no orphans.
+Used by `memsoak demo` and by the tests. memsoak-run starts the engine in a session of its own, so
+stopping signals memsoak-run (SIGTERM, which it forwards) and then SIGKILLs whatever of the tree is
+left after a grace period: no orphans either way.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import psutil
 import requests
 
 
@@ -81,21 +83,45 @@ class DemoEngine:
     def health(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/api/health", timeout=5).json()
 
+    def engine_processes(self) -> list[psutil.Process]:
+        """The engine's processes under memsoak-run (where the hook lives)."""
+        if self.process is None:
+            return []
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def kill_engine(self) -> None:
+        """SIGKILL the engine itself, hook included: a crash with no goodbye (used by tests)."""
+        for child in self.engine_processes():
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the group (memsoak-run forwards it to the engine), SIGKILL after the grace period."""
+        """SIGTERM memsoak-run (it forwards it to the engine); SIGKILL the whole tree after the grace."""
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        tree = self.engine_processes()
+        if proc.poll() is None:
             try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(timeout=wait_s)
-                return
-            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=grace_s)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        for leftover in [*tree, psutil.Process(proc.pid) if proc.poll() is None else None]:
+            if leftover is None:
                 continue
+            try:
+                leftover.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=5)
+        if proc.poll() is None:
+            proc.wait(timeout=5)
 
     def __enter__(self) -> "DemoEngine":
         return self.start()

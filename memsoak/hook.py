@@ -6,6 +6,7 @@ httpcore imports trio, which fails on gevent's patched `select`.) Every failure 
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import requests
@@ -18,7 +19,8 @@ class HookError(RuntimeError):
 class HookClient:
     def __init__(self, url: str, token: str = "", timeout_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
-        headers = {"User-Agent": "memsoak-harness"}
+        # Who is asking: lets a test (or the hook's logs) check that only the master polls.
+        headers = {"User-Agent": "memsoak-harness", "X-Memsoak-Harness-Pid": str(os.getpid())}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s

@@ -22,6 +22,10 @@ NAME = "demo"
 HELP = "soak the bundled demo engine (under memsoak-run) and write a report"
 QUICK_S = 300
 BAD_CONFIG = 13
+# The demo engine's legitimate state is bounded (LRU sessions, response cache). A compressed soak
+# cannot tell a bound that is still filling from a leak, so the demo runs the engine with bounds
+# small enough to fill during warm-up, as a production engine's would within its first hours.
+ENGINE_BOUNDS = ["--max-live-sessions", "50", "--cache-entries", "64"]
 LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
 
 
@@ -57,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracemalloc-frames", type=int, default=1,
                         help="trace the engine's heap from the start with N frames (0 = only from the "
                              "baseline snapshot on; default 1)")
+    parser.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for memsoak-demo-engine (repeatable), e.g. "
+                             "--engine-arg=--llm-latency-ms=50; the defaults "
+                             f"{' '.join(ENGINE_BOUNDS)} come first and can be overridden")
     parser.add_argument("--sweep", action="store_true",
                         help="use the mix-sweep load shape (phases that vary the action mix)")
     parser.add_argument("locust_args", nargs=argparse.REMAINDER,
@@ -82,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     engine_log = tempfile.NamedTemporaryFile(prefix="memsoak-demo-engine-", suffix=".log", delete=False)
     engine = DemoEngine(leaks=args.leak, interval_s=args.interval,
-                        tracemalloc_frames=args.tracemalloc_frames, log=engine_log)
+                        tracemalloc_frames=args.tracemalloc_frames, log=engine_log,
+                        engine_args=[*ENGINE_BOUNDS, *args.engine_arg])
     try:
         engine.start()
     except EngineError as exc:

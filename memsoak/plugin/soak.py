@@ -18,7 +18,7 @@ from gevent.event import Event
 
 from memsoak.hook import HookClient, HookError
 from memsoak.plugin import rows as rowlib
-from memsoak.plugin.arguments import baseline_at_s, option
+from memsoak.plugin.arguments import baseline_at_s, checkpoint_every_s, option
 from memsoak.rundir import RunDir
 
 log = logging.getLogger("memsoak")
@@ -121,12 +121,18 @@ class Soak:
     def _snapshot_loop(self) -> None:
         if self._stopping.wait(timeout=baseline_at_s(self.options)):
             return
+        taken = self.take("baseline", types=True)
+        # After the baseline, not before: taking it costs the engine memory, a step that belongs
+        # to the warm-up and not to the trend.
         self.rundir.append_event("warmup_end", self.now())
-        if not self.take("baseline", types=True):
+        if not taken:
             return
-        every = float(option(self.options, "checkpoint_interval_s"))
+        every = checkpoint_every_s(self.options)
         number = 0
+        run_time = getattr(self.options, "run_time", None)
         while every > 0 and not self._stopping.wait(timeout=every):
+            if run_time and self.now() > float(run_time) - 0.1 * every:
+                break  # the final snapshot is moments away; one more would only cost memory
             number += 1
             self.take(f"cp{number}")
 

@@ -1,0 +1,59 @@
+"""`memsoak demo` end to end: the real engine under the real memsoak-run, a headless Locust soak.
+
+The clean acceptance run lasts MEMSOAK_TEST_CLEAN_S seconds (120 by default, as issue 3 asks).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from memsoak_procs import read_jsonl
+
+CLEAN_S = int(os.environ.get("MEMSOAK_TEST_CLEAN_S", "120"))
+MEMORY_COLUMNS = ("rss_bytes", "tree_rss_bytes", "vms_bytes", "allocated_blocks", "open_fds", "threads")
+LOAD_COLUMNS = ("users", "rps", "requests_total", "failures_total", "requests_by_name", "ops")
+
+
+def engines_running() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["cmdline"])
+            if "demo_engine" in " ".join(p.info["cmdline"] or [])}
+
+
+@pytest.mark.slow
+def test_clean_run_passes_and_fills_the_run_directory(tmp_path: Path) -> None:
+    before = engines_running()
+    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
+                           "--results", str(tmp_path)], capture_output=True, text=True,
+                          timeout=CLEAN_S + 300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert f"memsoak demo: report {run / 'report.html'} (exit code 0)" in done.stdout
+    for name in ("run.json", "series.jsonl", "report.json", "report.html", "summary.md", "requests.json"):
+        assert (run / name).is_file(), name
+
+    rows = read_jsonl(run / "series.jsonl")
+    seqs = [row["seq"] for row in rows]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one row per sample
+    assert len(rows) >= 0.8 * CLEAN_S  # the hook samples every second
+    assert all(row[c] is not None for row in rows for c in MEMORY_COLUMNS + LOAD_COLUMNS)
+    assert rows[len(rows) // 2]["users"] == 10 and rows[-1]["requests_total"] > 0
+
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["settings"]["rss_limit_mb"] == 512.0 and run_json["health"]["pid"] > 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["outcome"] == "pass" and report["samples"] == len(rows)
+    assert engines_running() <= before  # the demo stopped its engine
+
+
+def test_engine_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", "5",
+                           "--engine-arg=--llm-latency-ms=-5"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 13
+    assert "Traceback" not in done.stderr and "memsoak demo:" in done.stderr

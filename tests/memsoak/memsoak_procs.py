@@ -1,0 +1,120 @@
+"""Helpers and fixtures for the Locust side: the real demo engine under memsoak-run, real Locust.
+
+Nothing here imports locust or gevent: Locust always runs as a child process, so the pytest process
+is never monkey-patched (Playwright's sync API would break under it). Every process started here is
+in its own process group and killed at teardown.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import locustfiles
+from memsoak.engine import DemoEngine
+
+LOCUSTFILES = Path(locustfiles.__file__).parent
+# Short soaks by default; the clean acceptance run has its own length (MEMSOAK_TEST_CLEAN_S).
+SOAK_S = int(os.environ.get("MEMSOAK_TEST_SOAK_S", "30"))
+FAST_MIX = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
+
+
+class Procs:
+    """Child processes started by a test, each in its own group, all killed at teardown."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started: list[tuple[subprocess.Popen, Any]] = []
+
+    def start(self, cmd: list[str], name: str, **kwargs: Any) -> subprocess.Popen:
+        log = (self.folder / f"{name}.log").open("w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=kwargs.pop("cwd", self.folder), **kwargs)
+        proc.log_path = self.folder / f"{name}.log"  # type: ignore[attr-defined]
+        self.started.append((proc, log))
+        return proc
+
+    def kill_all(self) -> None:
+        for proc, log in self.started:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+            log.close()
+
+
+def output(proc: subprocess.Popen) -> str:
+    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+def wait(proc: subprocess.Popen, timeout_s: float) -> int:
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"process did not exit within {timeout_s:.0f} s; output:\n{output(proc)[-3000:]}")
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    found = Procs(tmp_path)
+    try:
+        yield found
+    finally:
+        found.kill_all()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Callable[..., DemoEngine]]:
+    """Factory: a real demo engine under memsoak-run, with planted leaks if asked."""
+    started: list[DemoEngine] = []
+    logs = []
+
+    def start(leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
+        log = (tmp_path / f"engine-{len(started)}.log").open("w")
+        logs.append(log)
+        demo = DemoEngine(leaks=list(leaks or []), log=log, **kwargs)
+        started.append(demo)
+        return demo.start()
+
+    try:
+        yield start
+    finally:
+        for demo in started:
+            demo.stop(grace_s=10)
+        for log in logs:
+            log.close()
+
+
+def locust_cmd(engine: DemoEngine, results: Path, *extra: str, run_time: int | None = SOAK_S,
+               users: int = 4, headless: bool = True, files: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", files or str(LOCUSTFILES), "-H", engine.url,
+           "--hook-url", engine.hook_url, "--results-dir", str(results), "--run-id", "run",
+           "--baseline-s", "5", "--checkpoint-interval-s", "8", "--only-summary", *FAST_MIX]
+    if headless:
+        cmd += ["--headless", "-u", str(users), "-r", str(users)]
+    if run_time:
+        cmd += ["-t", f"{run_time}s"]
+    return cmd + list(extra)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
