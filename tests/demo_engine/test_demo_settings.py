@@ -1,4 +1,7 @@
-"""Settings: one name per setting across flag and environment; bad values are one-line errors."""
+"""demo_engine/settings.py: one name per setting across flag and env; bad values are one-line errors.
+
+Named test_demo_settings because tests/reports has a test_settings.py and test dirs are not packages.
+"""
 from __future__ import annotations
 
 import pytest
