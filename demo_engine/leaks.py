@@ -15,6 +15,7 @@ import ctypes
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 DEFAULT_BYTES: dict[str, int] = {
     "session_state": 64 * 1024,
@@ -36,9 +37,28 @@ _SCORE_HISTORY: list[bytes] = []
 _OPEN_FDS: list[int] = []
 _TASKS: set[asyncio.Task[None]] = set()
 
-_libc = ctypes.CDLL(None)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
+
+def _native_allocator() -> tuple[Callable[[int], int | None], str]:
+    """libc's malloc as a C library calls it, so that memray sees it as well.
+
+    memray intercepts malloc by patching each loaded library's symbol table, not dlsym: a
+    malloc that ctypes looks up directly is invisible to memray too, unlike a real C
+    extension's. SQLite's sqlite3_malloc64 calls libc malloc through its library's own
+    binding, as a C extension would. Without SQLite, plain libc malloc (memray-blind) remains.
+    """
+    try:
+        import _sqlite3  # the same SQLite the stdlib module loaded
+
+        function = ctypes.CDLL(_sqlite3.__file__).sqlite3_malloc64
+        function.restype, function.argtypes = ctypes.c_void_p, [ctypes.c_uint64]
+        return function, "sqlite3_malloc64 -> malloc"
+    except (ImportError, OSError, AttributeError):
+        function = ctypes.CDLL(None).malloc
+        function.restype, function.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        return function, "malloc (ctypes; memray cannot see it)"
+
+
+_native_malloc, NATIVE_ALLOCATOR = _native_allocator()
 
 
 def leak_session_state(session_id: str, nbytes: int) -> None:
@@ -57,8 +77,8 @@ def leak_score_history(nbytes: int) -> None:
 
 
 def leak_native(nbytes: int) -> None:
-    """A C extension's malloc that is never freed: in RSS (touched), invisible to tracemalloc."""
-    block = _libc.malloc(nbytes)  # leak-site: native
+    """A C library's malloc never freed: in RSS (touched) and memray, invisible to tracemalloc."""
+    block = _native_malloc(nbytes)  # leak-site: native
     if block:
         ctypes.memset(block, 0x6E, nbytes)  # touch every page so it counts in RSS
 
@@ -119,6 +139,10 @@ class PlantedLeaks:
 
     def describe(self) -> dict[str, dict[str, object]]:
         """For GET /api/health: {name: {bytes_per_op, site, per, ops}} of the planted leaks."""
-        return {name: {"bytes_per_op": size, "site": f"demo_engine/leaks.py:{SITE_LINES[name]}",
-                       "per": PER_OP[name], "ops": self.ops[name]}
-                for name, size in self.sizes.items()}
+        described: dict[str, dict[str, object]] = {
+            name: {"bytes_per_op": size, "site": f"demo_engine/leaks.py:{SITE_LINES[name]}",
+                   "per": PER_OP[name], "ops": self.ops[name]}
+            for name, size in self.sizes.items()}
+        if "native" in described:
+            described["native"]["allocator"] = NATIVE_ALLOCATOR
+        return described

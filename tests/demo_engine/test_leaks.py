@@ -85,3 +85,22 @@ def test_no_leak_planted_touches_nothing() -> None:
     planted.on_message("s", "m")
     assert planted.describe() == {}
     assert sizes == (len(leaks._SESSION_STATE), len(leaks._RESPONSE_CACHE), len(leaks._SCORE_HISTORY), len(leaks._OPEN_FDS))
+
+
+def test_native_leak_is_named_by_memray_at_its_site(tmp_path: Path) -> None:
+    """Invisible to tracemalloc, but a real C library's malloc: memray's leaks view must find it."""
+    import subprocess
+    import sys
+
+    import memray
+
+    capture = tmp_path / "native.bin"
+    script = "from demo_engine import leaks\nfor _ in range(3):\n    leaks.leak_native(3 << 20)\n"
+    subprocess.run([sys.executable, "-m", "memray", "run", "-q", "-o", str(capture), "-c", script],
+                   check=True, timeout=120, cwd=Path(leaks.__file__).parents[1])
+    records = memray.FileReader(str(capture)).get_leaked_allocation_records(merge_threads=True)
+    big = [record for record in records if record.size >= 3 * (3 << 20)]
+    assert leaks.NATIVE_ALLOCATOR.startswith("sqlite3_malloc64")
+    assert len(big) == 1 and big[0].n_allocations == 3
+    function, filename, line = big[0].stack_trace()[0]
+    assert (function, filename, line) == ("leak_native", leaks.__file__, leaks.SITE_LINES["native"])
