@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 @dataclass
@@ -35,7 +36,7 @@ class SessionManager:
         self.duplicate_window_s = duplicate_window_s
         self._live: OrderedDict[str, LiveSession] = OrderedDict()
 
-    def track(self, session_id: str, agent_id: str, model: str, history: list[str] = (),
+    def track(self, session_id: str, agent_id: str, model: str, history: Sequence[str] = (),
               now: float | None = None) -> LiveSession:
         now = time.monotonic() if now is None else now
         live = LiveSession(session_id, agent_id, model, deque(history, maxlen=self.context_messages),

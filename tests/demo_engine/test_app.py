@@ -211,7 +211,7 @@ def test_bad_inputs_get_a_json_4xx_never_a_500(engine: RunningEngine) -> None:
 
 
 def test_rate_limit_answers_429_with_json_and_retry_after(launch) -> None:  # type: ignore[no-untyped-def]
-    running = launch("--rate-limit-rps", "0.2", "--rate-limit-burst", "3")
+    running = launch("--rate-limit-rps", "0.01", "--rate-limit-burst", "3")  # refills 1 per 100 s
     with running.client() as client:
         statuses = [client.post(SESSIONS).status_code for _ in range(5)]
         limited = client.post(SESSIONS)
