@@ -31,3 +31,12 @@ check_results_dir() {
   mkdir -p "$dir" 2>/dev/null || die "cannot create results directory '$dir' as uid $(id -u): create it on the host (mkdir -p results) and make it writable by uid $(id -u), or set HOST_UID in .env"
   [ -w "$dir" ] || die "results directory '$dir' is not writable by uid $(id -u): chmod it on the host or set HOST_UID/HOST_GID in .env to your own ids"
 }
+
+# Compose passes every optional setting as ${NAME:-}, so one left blank in .env arrives as an empty
+# string; to Locust and the hook an empty string is a value ("" is not a number), not "use the
+# default". Dropping the empty ones keeps a single source of defaults: memsoak's own.
+drop_empty_settings() {
+  for name in $(env | sed -nE 's/^((MEMSOAK|LOCUST|DEMO)_[A-Za-z0-9_]*)=$/\1/p'); do
+    unset "$name"
+  done
+}

@@ -14,6 +14,7 @@
 #   DATABASE_URL, DEMO_*  read by the demo engine itself
 set -eu
 . "$(dirname "$0")/_common.sh"
+drop_empty_settings
 
 engine_python=${ENGINE_PYTHON:-python3}
 if command -v memsoak-run >/dev/null 2>&1; then

@@ -14,6 +14,7 @@
 #   LOCUST_LOCUSTFILE: as Locust documents them
 set -eu
 . "$(dirname "$0")/_common.sh"
+drop_empty_settings
 
 need_cmd locust "run this in memsoak's Locust image or pip install memsoak"
 need LOCUST_HOST "the engine's base URL"

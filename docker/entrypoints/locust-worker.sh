@@ -9,6 +9,7 @@
 #   LOCUST_LOCUSTFILE        must load the same user classes as the master (default: memsoak's)
 set -eu
 . "$(dirname "$0")/_common.sh"
+drop_empty_settings
 
 need_cmd locust "run this in memsoak's Locust image or pip install memsoak"
 export LOCUST_MASTER_NODE_HOST="${LOCUST_MASTER_NODE_HOST:-locust-master}"

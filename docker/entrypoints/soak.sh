@@ -9,6 +9,7 @@
 #   LOCUST_HOST, MEMSOAK_HOOK_URL, MEMSOAK_HOOK_TOKEN: as for the master
 set -eu
 . "$(dirname "$0")/_common.sh"
+drop_empty_settings
 
 need_cmd locust "run this in memsoak's Locust image or pip install memsoak"
 need LOCUST_HOST "the engine's base URL"

@@ -281,3 +281,33 @@ def test_grafana_provisioning_points_at_what_compose_mounts(env_file: Path) -> N
     datasource = yaml_to_data((REPO / "docker/grafana/provisioning/datasources/prometheus.yml").read_text())
     (source,) = datasource["datasources"]
     assert source["url"] == "http://prometheus:9090" and source["uid"] == "memsoak-prometheus"
+
+
+def _locust_side_env_names() -> set[str]:
+    """Every environment variable Locust with memsoak's locustfiles reads, from Locust's own parser
+    after loading the locustfiles as `locust -f locustfiles` does (in a subprocess: importing
+    Locust monkey-patches with gevent)."""
+    code = ("import importlib, json, pkgutil, locustfiles\n"
+            "from locust.argument_parser import get_parser\n"
+            "for mod in pkgutil.iter_modules(locustfiles.__path__):\n"
+            "    if not mod.name.startswith('_'):\n"
+            "        importlib.import_module('locustfiles.' + mod.name)\n"
+            "parser = get_parser()\n"
+            "print(json.dumps(sorted(a.env_var for a in parser._actions if getattr(a, 'env_var', None))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_every_setting_compose_passes_is_one_locust_or_the_hook_reads(env_file: Path) -> None:
+    from profiler.config import ENV as HOOK_ENV
+
+    locust_side = _locust_side_env_names()
+    hook_side = {var for var, _ in HOOK_ENV.values()} | {"MEMSOAK_RUN_ARGS"}  # the latter: engine.sh
+    services = _merged([REPO / "docker-compose.yml"], env_file)["services"]
+    assert {"LOCUST_HOST", "MEMSOAK_HOOK_URL", "MEMSOAK_RSS_LIMIT_MB"} <= locust_side
+    for name in ("locust-master", "locust-worker", "soak"):
+        passed = {k for k in services[name]["environment"] if k.startswith(("MEMSOAK_", "LOCUST_"))}
+        assert passed <= locust_side, f"service {name} passes {sorted(passed - locust_side)}, which nothing reads"
+    passed = {k for k in services["engine"]["environment"] if k.startswith("MEMSOAK_")}
+    assert passed <= hook_side, f"the engine gets {sorted(passed - hook_side)}, which the hook does not read"

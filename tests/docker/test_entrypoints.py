@@ -45,6 +45,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def blank_optional_settings() -> dict[str, str]:
+    """Every optional setting compose passes as `${NAME:-}`, blank, as compose does when .env
+    leaves it blank: the scripts must treat that as "memsoak's default"."""
+    text = (REPO / "docker-compose.yml").read_text()
+    return {name: "" for name in re.findall(r"^\s+([A-Z0-9_]+): \$\{[A-Z0-9_]+:-\}\s*$", text, re.M)}
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """The test's environment minus anything memsoak/Locust would read, plus `extra`."""
     env = {k: v for k, v in os.environ.items()
@@ -122,7 +129,7 @@ def engine(database_url: str, tmp_path_factory) -> Iterator[dict[str, str]]:
     token = secrets.token_urlsafe(16)
     settings = {"engine_port": str(free_port()), "hook_port": str(free_port()), "token": token,
                 "api_key": secrets.token_urlsafe(8)}
-    env = base_env(ENGINE_HOST="127.0.0.1", ENGINE_PORT=settings["engine_port"],
+    env = base_env(**blank_optional_settings(), ENGINE_HOST="127.0.0.1", ENGINE_PORT=settings["engine_port"],
                    MEMSOAK_HOOK_HOST="127.0.0.1", MEMSOAK_HOOK_PORT=settings["hook_port"],
                    MEMSOAK_HOOK_TOKEN=token, DATABASE_URL=database_url,
                    DEMO_API_KEY=settings["api_key"], DEMO_API_KEY_HEADER="X-API-Key",
@@ -144,7 +151,7 @@ def load_env(engine: dict[str, str], results: Path, **extra: str) -> dict[str, s
                 "MEMSOAK_HOOK_TOKEN": engine["token"], "MEMSOAK_API_KEY": engine["api_key"],
                 "MEMSOAK_API_KEY_HEADER": "X-API-Key", "MEMSOAK_RESULTS_DIR": str(results),
                 "LOCUST_USERS": "6", "LOCUST_SPAWN_RATE": "6"}
-    return base_env(**{**settings, **extra})
+    return base_env(**{**blank_optional_settings(), **settings, **extra})
 
 
 def test_engine_runs_the_demo_on_postgresql_behind_a_token(engine: dict[str, str]) -> None:
