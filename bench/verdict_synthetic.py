@@ -29,7 +29,7 @@ T = np.arange(2880) * 5.0
 T_QUICK = np.arange(300) * 1.0          # a 5-minute --quick run at 1 s sampling
 QUICK_SLOPES = (0.0, 2.0, 5.0, 10.0, 20.0, 40.0)
 SETTINGS = resolve()
-SLOPES = (0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 8.0, 10.0, 11.0, 12.0, 15.0, 20.0)   # MB/hour
+SLOPES = (0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 11.0, 12.0, 15.0)   # MB/hour
 
 
 def one(job: tuple[str, float, int] | tuple[str, float, int, bool]) -> tuple[bool, bool, bool]:
@@ -51,7 +51,7 @@ def rates(pool: ProcessPoolExecutor, family: str, slope: float, n: int, seed0: i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", type=int, default=300, help="clean series per family")
-    parser.add_argument("--power", type=int, default=80, help="series per planted slope")
+    parser.add_argument("--power", type=int, default=60, help="series per planted slope")
     parser.add_argument("--quick", action="store_true", help="60 clean / 30 per slope")
     args = parser.parse_args()
     n_clean, n_power = (60, 30) if args.quick else (args.clean, args.power)
