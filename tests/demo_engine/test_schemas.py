@@ -9,7 +9,7 @@ from demo_engine.schemas import MAX_CONTENT_CHARS, MessageIn, SessionIn, first_e
 
 @pytest.mark.parametrize("body, status, says", [
     ({"content": "nul\x00"}, 422, "NUL"),
-    ({"content": "lone \ud800"}, 422, "surrogate"),
+    ({"content": "lone \ud800"}, 422, "unicode"),
     ({"content": " \n\t"}, 422, "blank"),
     ({"content": "x" * (MAX_CONTENT_CHARS + 1)}, 413, "content"),
     ({"content": "ok", "enable_tools": "true"}, 422, "enable_tools"),
