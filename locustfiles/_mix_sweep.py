@@ -50,19 +50,35 @@ def _register(parser: Any, **_kwargs: Any) -> None:
 
 
 class MixSweepShape(LoadTestShape):
-    """Constant user count; the user classes change every `--sweep-phase-s` seconds."""
+    """Constant user count; the user classes change every `--sweep-phase-s` seconds.
+
+    Locust's dispatcher keeps running users when only the class list changes at the same count, so
+    each phase starts with one tick at zero users (the previous phase's users stop) before ramping
+    its own classes up.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_phase = -1
 
     use_common_options = True
 
-    def phase_at(self, elapsed_s: float, phase_s: float) -> tuple[str, list[str]]:
-        return PHASES[int(elapsed_s // max(phase_s, 1.0)) % len(PHASES)]
+    @staticmethod
+    def phase_index(elapsed_s: float, phase_s: float) -> int:
+        return int(elapsed_s // max(phase_s, 1.0))
 
     def tick(self) -> tuple[int, float, list] | None:
         options = self.runner.environment.parsed_options
         elapsed = self.get_run_time()
         if options.run_time and elapsed > options.run_time:
             return None
-        _name, class_names = self.phase_at(elapsed, float(getattr(options, "sweep_phase_s", 60.0)))
+        index = self.phase_index(elapsed, float(getattr(options, "sweep_phase_s", 60.0)))
+        _name, class_names = PHASES[index % len(PHASES)]
         by_name = self.runner.environment.user_classes_by_name
         classes = [by_name[n] for n in class_names if n in by_name] or list(by_name.values())
-        return int(options.num_users or 1), float(options.spawn_rate or 1), classes
+        users, rate = int(options.num_users or 1), float(options.spawn_rate or 1)
+        if index != self.last_phase and self.last_phase >= 0:
+            self.last_phase = index
+            return 0, max(rate, float(users)), classes  # drain the previous phase's users
+        self.last_phase = index
+        return users, rate, classes

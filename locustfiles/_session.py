@@ -18,7 +18,8 @@ from locust import FastHttpUser
 from locust.exception import StopUser
 
 from locustfiles._content import MessageFactory
-from locustfiles._options import MixError, MixOptions
+import locustfiles._options  # noqa: F401  (registers the mix arguments)
+from locustfiles._mix import MixError, MixOptions
 
 log = logging.getLogger("memsoak.users")
 _user_numbers = itertools.count(1)

@@ -5,6 +5,7 @@ sliding-window figures, so a row shows the load the engine was under when it was
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from locust.stats import StatsError
@@ -61,6 +62,16 @@ def join(samples: list[dict[str, Any]], load: dict[str, Any], now_t: float) -> l
     return rows
 
 
+_WRAPPED = re.compile(r"""^(?:CatchResponseError|Exception)\((['"])(?P<text>.*)\1\)$""")
+
+
+def error_text(error: Any) -> str:
+    """Locust's error name without the wrapper our own messages get (CatchResponseError('...'))."""
+    text = StatsError.parse_error(error)
+    match = _WRAPPED.match(text)
+    return match.group("text") if match else text
+
+
 def requests_table(stats: Any) -> list[dict[str, Any]]:
     """Locust's per-name table for requests.json."""
     table = []
@@ -68,7 +79,7 @@ def requests_table(stats: Any) -> list[dict[str, Any]]:
         failures: dict[str, int] = {}
         for error in stats.errors.values():
             if error.name == name and error.method == method:
-                text = StatsError.parse_error(error.error)
+                text = error_text(error.error)
                 failures[text] = failures.get(text, 0) + error.occurrences
         table.append({
             "method": method, "name": name,

@@ -1,0 +1,133 @@
+"""The chat users' mix settings as plain data: names, defaults, validation, header templates.
+
+No Locust import here, so the settings can be checked (and unit-tested) anywhere; `_options.py`
+registers them as Locust arguments. Every knob that shapes the load (session lifecycle, think time,
+message size, paths, auth) is one entry of MIX_ARGUMENTS.
+"""
+from __future__ import annotations
+
+import random
+import string
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+# (name, type, default, help); the dest is the name with underscores.
+MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
+    ("api-base", str, "/api/engine/chat", "Base path of the chat REST API (sessions live under it)"),
+    ("ws-path", str, "/ws/chat/{id}", "WebSocket path of the streaming endpoint; {id} is the session id"),
+    ("api-key-header", str, "X-API-Key", "Name of the header that carries the API key"),
+    ("api-key", str, "demo-key", "API key sent in --api-key-header (and as ?api_key= on WebSockets)"),
+    ("extra-headers", str, "",
+     "Extra headers 'Name: value; Name2: value'; values may use {user_index}, {worker_index}, {uuid}, {rand}"),
+    ("agent-id", str, "", "agent_id sent when creating a session (empty: omitted)"),
+    ("model", str, "", "model sent when creating a session (empty: omitted)"),
+    ("messages-min", int, 2, "Fewest messages a session sends"),
+    ("messages-max", int, 6, "Most messages a session sends"),
+    ("think-min-s", float, 0.5, "Shortest think time between two messages, seconds"),
+    ("think-max-s", float, 2.0, "Longest think time between two messages, seconds"),
+    ("words-min", int, 3, "Fewest words in a message"),
+    ("words-max", int, 60, "Most words in a message"),
+    ("read-back-ratio", float, 0.3, "Probability that a session is read back (GET) after its messages"),
+    ("end-ratio", float, 1 / 3, "Probability that a session is ended (DELETE) rather than left open"),
+]
+
+
+def env_var(name: str) -> str:
+    return "MEMSOAK_" + name.replace("-", "_").upper()
+
+
+class MixError(ValueError):
+    """A user-mix setting that cannot work; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class MixOptions:
+    api_base: str
+    ws_path: str
+    api_key_header: str
+    api_key: str
+    extra_headers: tuple[tuple[str, str], ...]
+    agent_id: str
+    model: str
+    messages_min: int
+    messages_max: int
+    think_min_s: float
+    think_max_s: float
+    words_min: int
+    words_max: int
+    read_back_ratio: float
+    end_ratio: float
+
+    @classmethod
+    def from_parsed(cls, options: Any) -> "MixOptions":
+        def get(name: str) -> Any:
+            default = next(d for n, _k, d, _h in MIX_ARGUMENTS if n == name)
+            return getattr(options, name.replace("-", "_"), default) if options is not None else default
+
+        mix = cls(
+            api_base=str(get("api-base")).rstrip("/"),
+            ws_path=str(get("ws-path")),
+            api_key_header=str(get("api-key-header")).strip(),
+            api_key=str(get("api-key")),
+            extra_headers=parse_extra_headers(str(get("extra-headers"))),
+            agent_id=str(get("agent-id")),
+            model=str(get("model")),
+            messages_min=int(get("messages-min")),
+            messages_max=int(get("messages-max")),
+            think_min_s=float(get("think-min-s")),
+            think_max_s=float(get("think-max-s")),
+            words_min=int(get("words-min")),
+            words_max=int(get("words-max")),
+            read_back_ratio=float(get("read-back-ratio")),
+            end_ratio=float(get("end-ratio")),
+        )
+        mix.validate()
+        return mix
+
+    def validate(self) -> None:
+        for low, high, lo_flag, hi_flag in [
+                (self.messages_min, self.messages_max, "--messages-min", "--messages-max"),
+                (self.think_min_s, self.think_max_s, "--think-min-s", "--think-max-s"),
+                (self.words_min, self.words_max, "--words-min", "--words-max")]:
+            if low < 0 or high < low:
+                raise MixError(f"{lo_flag} must be >= 0 and <= {hi_flag} (got {low} and {high})")
+        if self.words_min < 1:
+            raise MixError("--words-min must be at least 1")
+        for value, name in [(self.read_back_ratio, "read-back-ratio"), (self.end_ratio, "end-ratio")]:
+            if not 0.0 <= value <= 1.0:
+                raise MixError(f"--{name} must be between 0 and 1 (got {value})")
+        if "{id}" not in self.ws_path:
+            raise MixError(f"--ws-path must contain {{id}} (got {self.ws_path!r})")
+        if not self.api_key_header:
+            raise MixError("--api-key-header must not be empty")
+
+    def headers(self, user_index: int, worker_index: int) -> dict[str, str]:
+        """The headers of one user: the API key plus the extra headers with their templates filled."""
+        values = {"user_index": user_index, "worker_index": worker_index,
+                  "uuid": uuid.uuid4().hex, "rand": "".join(random.choices(string.ascii_lowercase, k=8))}
+        headers = {self.api_key_header: self.api_key}
+        for name, template in self.extra_headers:
+            headers[name] = template.format(**values)
+        return headers
+
+
+_TEMPLATE_FIELDS = {"user_index", "worker_index", "uuid", "rand"}
+
+
+def parse_extra_headers(text: str) -> tuple[tuple[str, str], ...]:
+    """'A: 1; B: u-{user_index}' -> (("A", "1"), ("B", "u-{user_index}")), templates checked now."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, value = part.partition(":")
+        if not sep or not name.strip():
+            raise MixError(f"--extra-headers entry {part!r} must look like 'Name: value'")
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            raise MixError(f"--extra-headers value {value!r} is not a valid template: {exc}") from None
+        if unknown := fields - _TEMPLATE_FIELDS:
+            raise MixError(f"--extra-headers value {value!r} uses {sorted(unknown)}; "
+                           f"allowed: {sorted(_TEMPLATE_FIELDS)}")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
