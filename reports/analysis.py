@@ -185,7 +185,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     events = _events(run)
     warmup_event_s = events.get("warmup_end", {}).get("t")
     counts_all = op_series(rows)
-    specs = [SPECS["rss"], SPECS["tree_rss"]]
+    specs = [SPECS["rss"]]
+    if any((row.get("tree_procs") or 0) > 1 for row in rows):
+        specs.append(SPECS["tree_rss"])   # with one process it repeats RSS
     heap = _heap_spec(rows)
     if heap:
         specs.append(heap)
@@ -237,8 +239,10 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
 def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],
               events: dict[str, Any]) -> str:
     if result == "engine_lost":
-        err = events.get("engine_lost", {}).get("error", "")
-        return f"ENGINE LOST: the hook stopped answering{': ' + str(err) if err else ''}"
+        lost = events.get("engine_lost", {})
+        err = f": {lost['error']}" if lost.get("error") else ""
+        last = f" (last sample seq {lost['last_seq']})" if lost.get("last_seq") is not None else ""
+        return f"ENGINE LOST: the hook stopped answering{err}{last}"
     if result == "rss_limit":
         return "RSS LIMIT: the engine's RSS passed the limit and the test was stopped"
     if driver:

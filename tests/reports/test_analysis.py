@@ -154,3 +154,15 @@ def test_swept_mix_names_the_leaking_action_and_constant_mix_says_not_identifiab
     constant = reports.analyze(reports.load_run(_run(tmp_path, rss, heap_mb=30 + np.arange(n) / 1000, name="flat")))
     assert not constant.signal("heap").attribution.identifiable
     assert "collinear" in constant.signal("heap").attribution.reason
+
+
+def test_tree_rss_is_analysed_only_for_a_process_tree(tmp_path):
+    t = np.arange(200) * 5.0
+    rss = synth.clean("white", np.random.default_rng(2), t)
+    rows = synth.make_rows(t, rss)
+    single = reports.analyze(reports.load_run(synth.write_run(tmp_path / "one", rows)))
+    assert single.signal("tree_rss") is None
+    for row in rows:
+        row["tree_procs"], row["tree_rss_bytes"] = 3, row["rss_bytes"] * 3
+    tree = reports.analyze(reports.load_run(synth.write_run(tmp_path / "three", rows)))
+    assert tree.signal("tree_rss").verdict == "pass"
