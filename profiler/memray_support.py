@@ -9,7 +9,9 @@ C.stats.txt, C.stats.json, C.flamegraph.html, C.flamegraph-leaks.html, C.table.h
 Leaks right by default: memray's leaks view blames pymalloc arenas unless Python allocators are
 traced or pymalloc is off. Mode `malloc` (default) sets PYTHONMALLOC=malloc for the whole tree;
 `trace` keeps pymalloc and passes trace_python_allocators=True; `pymalloc` does neither (cheapest,
-leaks view unreliable). Costs measured in docs/hook.md.
+leaks view unreliable). Costs measured in docs/hook.md. The full capture grows by megabytes per
+second of load; `--memray-aggregate` writes memray's aggregated format instead (small, but unreadable
+if the process is killed before the Tracker ends).
 """
 from __future__ import annotations
 
@@ -31,10 +33,12 @@ OUTPUTS = {
 }
 
 
-def env_for(file: str, mode: str, run_pid: int) -> dict[str, str]:
+def env_for(file: str, mode: str, run_pid: int, aggregate: bool = False) -> dict[str, str]:
     """Environment memsoak-run adds to COMMAND's for a memray run."""
     env = {"MEMSOAK_MEMRAY_FILE": os.path.abspath(file), "MEMSOAK_MEMRAY_MODE": mode,
            "MEMSOAK_RUN_PID": str(run_pid)}
+    if aggregate:
+        env["MEMSOAK_MEMRAY_AGGREGATE"] = "1"
     if mode == "malloc":
         env["PYTHONMALLOC"] = "malloc"
     return env
@@ -47,8 +51,12 @@ def start_tracker_from_env() -> Any:
     base = os.environ["MEMSOAK_MEMRAY_FILE"]
     direct_child = str(os.getppid()) == os.environ.get("MEMSOAK_RUN_PID")
     path = base if direct_child else f"{base}.{os.getpid()}"
+    options: dict[str, Any] = {}
+    if os.environ.get("MEMSOAK_MEMRAY_AGGREGATE") == "1":  # small files for long soaks
+        options["file_format"] = memray.FileFormat.AGGREGATED_ALLOCATIONS
     tracker = memray.Tracker(path, native_traces=True, follow_fork=True,
-                             trace_python_allocators=os.environ.get("MEMSOAK_MEMRAY_MODE") == "trace")
+                             trace_python_allocators=os.environ.get("MEMSOAK_MEMRAY_MODE") == "trace",
+                             **options)
     tracker.__enter__()
     atexit.register(tracker.__exit__, None, None, None)  # registered first, so it runs last
     return tracker

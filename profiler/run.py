@@ -53,6 +53,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--memray", metavar="FILE", help="run under memray, write FILE and reports next to it")
     parser.add_argument("--memray-mode", choices=memray_support.MODES, default="malloc",
                         help="how memray's leaks view avoids pymalloc false leaks (default malloc)")
+    parser.add_argument("--memray-aggregate", action="store_true",
+                        help="memray's aggregated capture format: small files for long soaks")
     parser.add_argument("--pid", type=int, help="sample this existing process from outside (no COMMAND)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
     args = parser.parse_args(argv)
@@ -100,7 +102,8 @@ def child_env(args: argparse.Namespace, peer_dir: str) -> dict[str, str]:
     env["MEMSOAK_HOOK_PATH"] = HOOK_PATH
     env["MEMSOAK_PEER_DIR"] = peer_dir
     if args.memray:
-        env.update(memray_support.env_for(args.memray, args.memray_mode, os.getpid()))
+        env.update(memray_support.env_for(args.memray, args.memray_mode, os.getpid(),
+                                          args.memray_aggregate))
     return env
 
 
