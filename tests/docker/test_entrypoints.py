@@ -5,7 +5,8 @@ plain processes with the environment compose would give them: a real PostgreSQL,
 under the hook with a token, a headless Locust master and TWO workers as separate processes. The
 run must yield one run directory whose requests.json adds up to what the workers themselves counted
 (tests/docker/request_counter_locustfile.py counts on each worker), a report, and hook metrics that
-the Grafana dashboard can graph. The headless `soak` script runs too, as a local runner.
+the Grafana dashboard can graph. The headless `soak` script runs too, as a local runner, and the
+master in web UI mode (`docker compose up`) runs a test started and stopped from the UI.
 """
 from __future__ import annotations
 
@@ -273,6 +274,53 @@ def test_master_and_two_workers_make_one_report_whose_counts_add_up(
     assert engine["token"] not in json.dumps(run_json), "the hook token must not be written to run.json"
     report = json.loads((run_dir / "report.json").read_text())
     assert report  # the verdict itself is reports/' business; here: one report came out of the stack
+
+
+def http_post(url: str, form: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(
+        engine: dict[str, str], tmp_path: Path) -> None:
+    """`docker compose up`: the master serves the UI, a worker joins, a run started and stopped
+    from the UI leaves its own run directory."""
+    results = tmp_path / "results"
+    master_port, web_port = str(free_port()), str(free_port())
+    env = load_env(engine, results, LOCUST_MASTER_BIND_HOST="127.0.0.1", LOCUST_MASTER_BIND_PORT=master_port,
+                   LOCUST_MASTER_NODE_HOST="127.0.0.1", LOCUST_MASTER_NODE_PORT=master_port,
+                   LOCUST_WEB_HOST="127.0.0.1", LOCUST_WEB_PORT=web_port, MASTER_HEADLESS="false")
+    master_log = tmp_path / "master.log"
+    master = start("locust-master.sh", env, master_log, tmp_path)
+    worker = start("locust-worker.sh", env, tmp_path / "worker.log", tmp_path)
+    web = f"http://127.0.0.1:{web_port}"
+    try:
+        wait_until_up(f"{web}/", master, master_log)
+        stats = lambda: json.loads(http_get(f"{web}/stats/requests")[1])  # noqa: E731
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stats().get("workers"):
+            time.sleep(0.5)
+        status, body = http_post(f"{web}/swarm", {"user_count": "2", "spawn_rate": "2",
+                                                  "host": env["LOCUST_HOST"]})
+        assert status == 200 and json.loads(body)["success"], body
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(row["num_requests"] for row in stats()["stats"]):
+            time.sleep(0.5)
+        time.sleep(3)  # a few more requests and hook samples; the assertions below do not depend on it
+        assert http_post(f"{web}/stop", {})[0] == 200
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not list(results.glob("*/requests.json")):
+            time.sleep(0.5)
+    finally:
+        stop(master)
+        stop(worker)
+    (requests_json,) = results.glob("*/requests.json")
+    assert sum(row["num_requests"] for row in json.loads(requests_json.read_text())) > 0, \
+        master_log.read_text()[-3000:]
 
 
 def test_headless_soak_script_leaves_a_run_directory(engine: dict[str, str], tmp_path: Path) -> None:
