@@ -22,6 +22,16 @@ class Suspect:
     intervals: int
     consistent: bool           # grew in every interval (and there were at least two)
     traceback: list[str] = field(default_factory=list)
+    engine_frame: str | None = None   # first frame outside the stdlib and installed packages
+
+
+LIBRARY_MARKERS = ("site-packages", "dist-packages", "/lib/python3", "\\lib\\python3", "<frozen ")
+
+
+def engine_frame(frames: list[str]) -> str | None:
+    """The innermost frame in the engine's own code: json/decoder.py is where a block was
+    allocated, the engine line that called json.loads is what a developer fixes."""
+    return next((f for f in frames if not any(m in f for m in LIBRARY_MARKERS)), None)
 
 
 def _is_hook(frame: str) -> bool:
@@ -73,7 +83,8 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
             entry.count_growth += float(site.get("count_diff") or 0)
             entry.intervals_grown += 1 if float(site.get("size_diff") or 0) > 0 else 0
             if not entry.traceback:
-                entry.traceback = [f for f in site.get("traceback") or [] if not _is_hook(str(f))]
+                entry.traceback = [str(f) for f in site.get("traceback") or [] if not _is_hook(str(f))]
+                entry.engine_frame = engine_frame(entry.traceback or [key])
     for entry in table.values():
         entry.consistent = entry.intervals >= 2 and entry.intervals_grown == entry.intervals
     ranked = sorted(table.values(),

@@ -26,6 +26,7 @@ def render_console(report: Report) -> str:
                      f"growth {leg.growth_mb:+.1f} MB, OLS {leg.ols_mb_per_hour:+.2f} MB/h")
     if report.sites:
         top = report.sites[0]
+        called = f", engine frame {top.engine_frame}" if top.engine_frame and top.engine_frame != top.key else ""
         lines.append(f"top allocation site: {top.key} (+{top.growth / 1024:.1f} KiB, grew in "
-                     f"{top.intervals_grown}/{top.intervals} intervals)")
+                     f"{top.intervals_grown}/{top.intervals} intervals{called})")
     return "\n".join(lines)

@@ -43,3 +43,11 @@ def test_type_census_growth():
 def test_resource_growth_names_what_rows_carry():
     rows = [{"fd_targets": {"socket": 3, "pipe": 2}}, {"fd_targets": {"socket": 9, "pipe": 2}}]
     assert resource_growth(rows, 5) == {"open_fds": [("socket", 6.0)]}
+
+
+def test_engine_frame_is_the_first_frame_outside_libraries():
+    site = synth.site("/usr/lib/python3.11/json/decoder.py", 353, 500)
+    site["traceback"] = ["/usr/lib/python3.11/json/decoder.py:353", "/venv/lib/python3.11/site-packages/x.py:3",
+                         "/srv/engine/app.py:77", "/srv/engine/main.py:5"]
+    ranked = rank_sites([synth.diff("a", "b", T[0], [site])], top_n=3)
+    assert ranked[0].engine_frame == "/srv/engine/app.py:77"
