@@ -24,6 +24,7 @@ from memsoak.rundir import RunDir
 log = logging.getLogger("memsoak")
 SNAPSHOT_TIMEOUT_S = 120.0   # a snapshot or diff of a big heap takes a while inside the engine
 RECENT_ROWS = 7200           # what the live UI keeps in memory (2 h at 1 s)
+FINAL_BUDGET_S = 90.0        # a struggling engine must not keep the harness from writing the report
 FALLBACK_CODES = {"engine_lost": 12, "rss_limit": 11}
 
 
@@ -183,7 +184,8 @@ class Soak:
                 self.poll_once()  # the samples taken since the last poll
             except HookError as exc:
                 log.warning("memsoak: last poll failed: %s", exc)
-            self.final_snapshots()
+            with gevent.Timeout(FINAL_BUDGET_S, False):  # False: on expiry just carry on
+                self.final_snapshots()
         reason = self.stop_reason or reason
         self.rundir.write_json("requests.json", rowlib.requests_table(self.environment.runner.stats))
         self.rundir.append_event("stop", self.now(), reason=reason)
