@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 import psutil
@@ -73,6 +71,9 @@ def _alive(pid: int) -> bool:
 def forward(host: str, port: int, method: str, path_and_query: str, token: str | None,
             timeout: float = 60.0) -> tuple[int, str, bytes]:
     """Send the request on to a peer hook; (status, content type, body)."""
+    import urllib.error  # only the primary ever forwards: keep ssl & co out of the other processes
+    import urllib.request
+
     target = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in target:
         target = f"[{target}]"

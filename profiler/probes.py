@@ -14,7 +14,6 @@ loops still open in the process, and null until a loop has been seen. Cost: O(li
 """
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import sys
@@ -120,11 +119,15 @@ class AsyncioTasks:
     _SET_NAMES = ("_all_tasks", "_scheduled_tasks", "_eager_tasks")
 
     def __init__(self) -> None:
-        self._loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
+        self._loops: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
     def _task_sets(self) -> list[Any]:
-        return [getattr(asyncio.tasks, name) for name in self._SET_NAMES
-                if getattr(asyncio.tasks, name, None) is not None]
+        # never import asyncio ourselves: an engine that has not imported it has no tasks
+        tasks_module = sys.modules.get("asyncio.tasks")
+        if tasks_module is None:
+            return []
+        return [getattr(tasks_module, name) for name in self._SET_NAMES
+                if getattr(tasks_module, name, None) is not None]
 
     def __call__(self) -> dict[str, Any]:
         pending = 0

@@ -5,7 +5,7 @@ import textwrap
 
 import psutil
 
-from hookhelp import free_port, http, port_is_free, start, wait_for
+from hookhelp import free_port, http, port_is_free, wait_for
 
 
 def test_install_is_idempotent_and_refusal_does_not_raise(tmp_path) -> None:

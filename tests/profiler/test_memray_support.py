@@ -4,7 +4,7 @@ import signal
 import sys
 from pathlib import Path
 
-from hookhelp import free_port, http, start, wait_for
+from hookhelp import http, start
 from profiler import memray_support
 
 

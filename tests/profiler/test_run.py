@@ -1,5 +1,4 @@
 """memsoak-run as a process supervisor: signals, exit status, no orphans, multi-worker uvicorn."""
-import os
 import signal
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import textwrap
 import psutil
 import pytest
 
-from hookhelp import ALLOC_ENGINE, ENGINES, MEMSOAK_RUN, free_port, http, port_is_free, start, wait_for
+from hookhelp import ENGINES, MEMSOAK_RUN, free_port, http, port_is_free, start, wait_for
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
