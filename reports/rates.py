@@ -92,27 +92,64 @@ def per_op_rates(y: np.ndarray, counts: dict[str, np.ndarray]) -> list[OpRate]:
     return rates
 
 
+# When two actions move together (a user class that creates and ends sessions in lockstep), the
+# later one in this order is folded into the earlier: leaks hide in creating and talking more
+# often than in reading or ending.
+ACTION_PRIORITY = ("messages", "sessions_created", "ws_messages", "session_reads", "sessions_deleted")
+
+
+def _collinearity(x: np.ndarray) -> tuple[float, list[float]]:
+    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
+    condition = float(np.linalg.cond(scaled))
+    design = np.column_stack([np.ones(len(x)), x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vifs = [float(variance_inflation_factor(design, k + 1)) for k in range(x.shape[1])]
+    return condition, vifs
+
+
+def _detrended(values: np.ndarray) -> np.ndarray:
+    steps = np.arange(len(values), dtype=float)
+    return values - np.polyval(np.polyfit(steps, values, 1), steps)
+
+
+def _separable(counts: dict[str, np.ndarray], names: list[str]) -> tuple[list[str], dict[str, str], float, list[float]]:
+    """Fold actions that move together into one until the design is well conditioned."""
+    rank = {name: ACTION_PRIORITY.index(name) if name in ACTION_PRIORITY else len(ACTION_PRIORITY) for name in names}
+    folded: dict[str, str] = {}
+    names = sorted(names, key=lambda name: rank[name])
+    while True:
+        condition, vifs = _collinearity(np.column_stack([counts[name] for name in names]))
+        if len(names) < 3 or (math.isfinite(condition) and condition <= MAX_CONDITION):
+            return names, folded, condition, vifs
+        worst = names[int(np.nanargmax(vifs))]
+        shape = _detrended(counts[worst])
+        partner = max((n for n in names if n != worst),
+                      key=lambda n: abs(float(np.corrcoef(shape, _detrended(counts[n]))[0, 1])))
+        keep, drop = sorted((worst, partner), key=lambda name: rank[name])
+        folded[drop] = keep
+        names.remove(drop)
+
+
 def which_action(y: np.ndarray, counts: dict[str, np.ndarray], alpha: float) -> Attribution:
     # Only the `ops` actions: total requests is their sum and per-name request counts repeat them.
     names = [name for name in counts if name != "requests" and not name.startswith(REQUEST_PREFIX)]
     if len(names) < 2:
         return Attribution(False, "fewer than two kinds of operation varied in the run", math.nan)
-    x = np.column_stack([counts[name] for name in names])
-    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
-    condition = float(np.linalg.cond(scaled))
-    design = np.column_stack([np.ones(len(y)), x])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        vifs = [float(variance_inflation_factor(design, k + 1)) for k in range(len(names))]
-    worst = max(vifs)
+    names, folded, condition, vifs = _separable(counts, names)
+    together = "; ".join(f"{drop} moves with {keep} (counted under {keep})" for drop, keep in folded.items())
     if not math.isfinite(condition) or condition > MAX_CONDITION:
         pairs = ", ".join(f"{n} VIF {v:.0f}" for n, v in zip(names, vifs))
         return Attribution(
             False,
-            f"operation counts are collinear ({pairs}; condition number {condition:.0f}): the mix "
-            "did not vary enough; sweep it (locustfiles' mix-sweep shape) to tell actions apart",
+            f"operation counts are collinear ({pairs}; condition number {condition:.0f}"
+            f"{'; ' + together if together else ''}): the mix did not vary enough; sweep it "
+            "(locustfiles' mix-sweep shape) to tell actions apart",
             condition,
         )
+    worst = max(vifs)
+    x = np.column_stack([counts[name] for name in names])
+    design = np.column_stack([np.ones(len(y)), x])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
     ss = float(resid @ resid)
@@ -131,8 +168,8 @@ def which_action(y: np.ndarray, counts: dict[str, np.ndarray], alpha: float) -> 
                                    b * float(np.ptp(counts[name]))))
     actions.sort(key=lambda a: a.growth, reverse=True)
     leaking = [a.op for a in actions if a.p_value < alpha and a.per_op > 0]
-    return Attribution(True, f"max VIF {worst:.1f}, condition number {condition:.1f}",
-                       condition, actions, leaking)
+    reason = f"max VIF {worst:.1f}, condition number {condition:.1f}" + (f"; {together}" if together else "")
+    return Attribution(True, reason, condition, actions, leaking)
 
 
 @dataclass

@@ -64,3 +64,16 @@ def test_projection_at_observed_and_production_rates_and_time_to_limit():
     (label, growth), = proj.at_production.items()
     assert label.startswith("messages at 1000") and abs(growth - 500 * 1000 * 24) < 0.01 * growth
     assert abs(proj.time_to_limit_h - 6.0) < 1e-9
+
+
+def test_actions_in_lockstep_are_folded_and_the_rest_stays_identifiable():
+    rng = np.random.default_rng(24)
+    counts = _swept_counts(1500, rng)
+    # A churn user ends every session it creates, a moment later: the two counts move together.
+    counts["sessions_deleted"] = np.maximum(counts["sessions_created"] - 2 - rng.poisson(0.2, 1500), 0)
+    y = 150e6 + 1024.0 * counts["messages"] + rng.normal(0, 30e3, 1500)
+    found = which_action(y, counts, alpha=0.01)
+    assert found.identifiable, found.reason
+    assert "sessions_deleted moves with sessions_created" in found.reason
+    assert found.leaking == ["messages"]
+    assert "sessions_deleted" not in {a.op for a in found.actions}
