@@ -172,7 +172,9 @@ def run_command(args: argparse.Namespace) -> int:
             except OSError:
                 pass
 
-        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+        # a signal memsoak-run was started ignoring (nohup: SIGHUP) stays ignored for the engine too
+        previous = {sig: signal.signal(sig, forward) for sig in FORWARDED
+                    if signal.getsignal(sig) is not signal.SIG_IGN}
         known: dict[int, float] = {}
         next_scan = 0.0
         try:

@@ -47,14 +47,3 @@ def test_metrics_is_prometheus_text_with_conventional_names(alloc_engine) -> Non
     rss = families["process_resident_memory_bytes"].samples[0].value
     sample = http(alloc_engine.hook + "/samples?since=0")[1]["samples"][-1]
     assert abs(rss - sample["rss_bytes"]) < 50_000_000
-
-
-def test_stdlib_fallback_renders_the_same_names() -> None:
-    from profiler import metrics
-    sample = {"rss_bytes": 5, "open_fds": 3, "sample_cost_us": 250, "asyncio_tasks": None}
-    text = metrics.render_stdlib(sample, {"tree": 2}).decode()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert families["process_resident_memory_bytes"].samples[0].value == 5
-    assert families["memsoak_sample_cost_seconds"].samples[0].value == 0.00025
-    assert families["memsoak_hook_errors"].samples[0].labels == {"probe": "tree"}
-    assert "memsoak_asyncio_tasks" not in families  # null is absent, not zero

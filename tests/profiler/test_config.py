@@ -1,0 +1,26 @@
+"""Settings from the environment and overrides: bad values warn in one line and fall back."""
+from profiler.config import DEFAULT_PORT, is_loopback, load_config
+
+
+def test_environment_then_overrides() -> None:
+    env = {"MEMSOAK_HOOK_PORT": "9000", "MEMSOAK_INTERVAL": "0.5", "MEMSOAK_USS": "yes",
+           "MEMSOAK_TRACEMALLOC_FRAMES": "25"}
+    config = load_config(env, port=9100)
+    assert (config.port, config.interval, config.uss, config.tracemalloc_frames) == (9100, 0.5, True, 25)
+    assert config.public()["token"] is False
+    assert load_config({"MEMSOAK_HOOK_TOKEN": "t"}).public()["token"] is True
+
+
+def test_bad_values_warn_once_and_use_the_default(capsys) -> None:
+    config = load_config({"MEMSOAK_HOOK_PORT": "nine", "MEMSOAK_INTERVAL": "0", "MEMSOAK_USS": "maybe"},
+                         colour="blue")
+    assert config.port == DEFAULT_PORT and config.interval == 1.0 and config.uss is False
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("memsoak hook: ignoring") for line in lines)
+    assert any("MEMSOAK_HOOK_PORT='nine'" in line for line in lines)
+    assert any("colour" in line for line in lines)
+
+
+def test_loopback_addresses() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("example.org")
