@@ -6,6 +6,7 @@ Ctrl-C / SIGTERM still writing the report.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def test_unreachable_hook_fails_fast_with_one_line(engine, procs, tmp_path: Path
 
 def test_rss_limit_stops_a_headless_run(engine, procs, tmp_path: Path) -> None:
     demo = engine()
-    proc = procs.start(locust_cmd(demo, tmp_path, "--rss-limit-mb", "1", run_time=300), "locust")
+    conf = tmp_path / "locust.conf"  # the limit comes from a config file, as Locust users set it
+    conf.write_text("rss-limit-mb = 1\nend-ratio = 0.5\n")
+    proc = procs.start(locust_cmd(demo, tmp_path, "--config", str(conf), run_time=300), "locust")
     assert wait(proc, 120) == RSS_LIMIT_CODE  # long before the 300 s run time
     events = read_jsonl(tmp_path / "run" / "events.jsonl")
     limit = next(e for e in events if e["type"] == "rss_limit")
@@ -39,13 +42,16 @@ def test_rss_limit_stops_a_headless_run(engine, procs, tmp_path: Path) -> None:
     assert events[-1] == {**events[-1], "type": "stop", "reason": "rss_limit"}
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["exit_code"] == RSS_LIMIT_CODE
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert settings["rss_limit_mb"] == 1.0
 
 
 def test_rss_limit_stops_a_web_ui_run(engine, procs, tmp_path: Path, port: int) -> None:
     demo = engine()
-    cmd = locust_cmd(demo, tmp_path, "--rss-limit-mb", "1", "--web-port", str(port),
-                     "--web-host", "127.0.0.1", headless=False, run_time=None)
-    proc = procs.start(cmd, "locust")
+    cmd = locust_cmd(demo, tmp_path, "--web-port", str(port), "--web-host", "127.0.0.1",
+                     headless=False, run_time=None)
+    # the limit comes from the environment this time
+    proc = procs.start(cmd, "locust", env={**os.environ, "MEMSOAK_RSS_LIMIT_MB": "1"})
     wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the Locust web UI")
     started = requests.post(f"http://127.0.0.1:{port}/swarm", timeout=10,
                             data={"user_count": 2, "spawn_rate": 2, "host": demo.url})
