@@ -22,6 +22,7 @@ from .model import Report, SignalReport
 from .rates import op_series, per_op_rates, project, which_action
 from .rundata import RunData
 from .settings import resolve
+from .steps import remove_snapshot_steps
 from .trend import trend_test
 from .warmup import WarmupCut, find_warmup
 
@@ -35,6 +36,7 @@ class SignalSpec:
     unit: str
     field: str
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
+    snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
 
 
 def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
@@ -52,10 +54,10 @@ SPECS = {
     "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
                               _growth_floor("heap_blocks_min_growth")),
     "gc_objects": SignalSpec("gc_objects", "gc objects", "count", "gc_objects", _growth_floor("objects_min_growth")),
-    "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth")),
-    "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth")),
+    "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth"), False),
+    "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth"), False),
     "asyncio_tasks": SignalSpec("asyncio_tasks", "asyncio tasks", "count", "asyncio_tasks",
-                                _growth_floor("tasks_min_growth")),
+                                _growth_floor("tasks_min_growth"), False),
 }
 DRIVER_ORDER = ("heap", "rss", "tree_rss", "gc_objects", "open_fds", "threads", "asyncio_tasks")
 
@@ -87,8 +89,17 @@ def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
 
 
 def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
-             users: list[Any] | None = None, warmup_event_s: float | None = None) -> SignalReport:
+             users: list[Any] | None = None, warmup_event_s: float | None = None,
+             snapshot_times: list[float] | None = None) -> SignalReport:
     """The verdict on one series alone: warm-up cut, trend test, plateau, practical floor."""
+    return classify_window(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s,
+                           snapshot_times=snapshot_times)[0]
+
+
+def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
+                    users: list[Any] | None = None, warmup_event_s: float | None = None,
+                    snapshot_times: list[float] | None = None) -> tuple[SignalReport, np.ndarray, np.ndarray]:
+    """classify(), plus the indices of the analysed samples and their (step-corrected) values."""
     cut = find_warmup(t, y, users, warmup_s=float(settings["warmup_s"]), event_s=warmup_event_s,
                       max_fraction=float(settings["warmup_max_fraction"]))
     window = t >= cut.end_s
@@ -96,13 +107,25 @@ def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str,
         # Too little left after the cut: analyse everything rather than nothing.
         window = np.ones_like(window)
         cut = WarmupCut(float(t[0]), "none", f"too few samples after the warm-up; kept all ({cut.detail})")
-    tw, yw = t[window], y[window]
+    index = np.nonzero(window)[0]
+    tw, yw = t[index], y[index]
+    removal = None
+    shifts = None
+    if spec.snapshot_steps and snapshot_times:
+        removal = remove_snapshot_steps(tw, yw, snapshot_times, float(settings["snapshot_guard_s"]))
+        if removal.steps and removal.keep.sum() >= MIN_SAMPLES:
+            shifts = removal.shifts[removal.keep]
+            index, tw, yw = index[removal.keep], tw[removal.keep], removal.adjusted[removal.keep]
+        else:
+            removal = None
     base = SignalReport(spec.name, spec.label, spec.unit, spec.field, "insufficient",
-                        f"{int(window.sum())} samples after warm-up; need {MIN_SAMPLES}",
+                        f"{len(index)} samples after warm-up; need {MIN_SAMPLES}",
                         len(y), cut, float(y[0]), float(y[-1]), float(y.min()), float(y.max()))
+    if removal is not None:
+        base.snapshot_steps = removal.total
     if len(yw) < MIN_SAMPLES:
-        return base
-    trend = trend_test(tw, yw, float(settings["alpha"]), float(settings["plateau_ratio"]))
+        return base, index, yw
+    trend = trend_test(tw, yw, float(settings["alpha"]), float(settings["plateau_ratio"]), shifts=shifts)
     base.trend = trend
     kind, floor = spec.floor(settings)
     amount = trend.slope_per_h if kind == "rate" else trend.growth
@@ -129,27 +152,27 @@ def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str,
     if cut.method == "change_point" and base.verdict == "pass":
         base.plateau_level = float(np.mean(yw[-max(1, len(yw) // 10):]))
         base.reason += f"; settled at {_fmt(base.plateau_level, spec.unit)} after the warm-up"
-    return base
+    if removal is not None:
+        base.reason += (f"; {_fmt(removal.total, spec.unit)} of steps at {len(removal.steps)} tracemalloc "
+                        "snapshot(s) removed")
+    return base, index, yw
 
 
 def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarray,
                    settings: dict[str, Any], warmup_event_s: float | None,
-                   counts_all: dict[str, np.ndarray]) -> SignalReport | None:
+                   counts_all: dict[str, np.ndarray], snapshot_times: list[float]) -> SignalReport | None:
     keep = np.array([row.get(spec.field) is not None and math.isfinite(t) for row, t in zip(rows, t_all)])
     if keep.sum() < 2:
         return None
     t = t_all[keep]
     y = np.array([float(row[spec.field]) for row, k in zip(rows, keep) if k])
     users = [row.get("users") for row, k in zip(rows, keep) if k]
-    base = classify(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s)
+    base, index, yw = classify_window(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s,
+                                      snapshot_times=snapshot_times)
     if base.trend is None:
         return base
-    window = t >= base.warmup.end_s
-    if window.sum() < MIN_SAMPLES:
-        window = np.ones_like(window)
-    yw = y[window]
-    counts = {name: values[keep][window] for name, values in counts_all.items()
-              if np.ptp(values[keep][window]) > 0}
+    counts = {name: values[keep][index] for name, values in counts_all.items()
+              if np.ptp(values[keep][index]) > 0}
     base.per_op = per_op_rates(yw, counts)
     if spec.unit == "bytes" or base.verdict == "leak":
         base.attribution = which_action(yw, counts, float(settings["alpha"]))
@@ -192,7 +215,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     if heap:
         specs.append(heap)
     specs += [SPECS[name] for name in ("gc_objects", "open_fds", "threads", "asyncio_tasks")]
-    signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all)
+    snapshot_times = [float(e["t"]) for e in run.events
+                      if e.get("type") == "snapshot" and e.get("t") is not None]
+    signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all, snapshot_times)
                            for spec in specs) if s is not None]
     by_name = {s.name: s for s in signals}
     leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]

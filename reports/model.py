@@ -27,6 +27,7 @@ class SignalReport:
     maximum: float
     trend: Trend | None = None
     plateau_level: float | None = None
+    snapshot_steps: float | None = None   # total step removed at tracemalloc snapshots
     per_op: list[OpRate] = field(default_factory=list)
     attribution: Attribution | None = None
     projection: Projection | None = None

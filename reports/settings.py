@@ -38,6 +38,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds excluded at the start of the analysis; negative = detect the warm-up end"),
     Setting("warmup_max_fraction", float, 0.5,
             "Automatic warm-up detection never cuts more than this fraction of the run"),
+    Setting("snapshot_guard_s", float, 10.0,
+            "Seconds around each tracemalloc snapshot left out of memory trends, its step removed "
+            "(snapshots cost engine memory); 0 keeps the raw series"),
     Setting("top_n", int, 20, "Allocation sites / object types listed in the report"),
     Setting("tracemalloc_frames", int, 25,
             "Frames kept per tracemalloc traceback (1 is far cheaper; the original spec used 25)"),

@@ -88,6 +88,32 @@ def ols_ar1(x: np.ndarray, y: np.ndarray) -> LinearFit:
     return LinearFit(slope, se, df, p, r1, n_eff, intercept)
 
 
+def ols_ar1_shifted(x: np.ndarray, y: np.ndarray, shifts: np.ndarray) -> LinearFit:
+    """ols_ar1 with extra level-shift columns (snapshot steps) estimated jointly.
+
+    After steps are estimated and subtracted, the adjusted series carries the joint slope with far
+    less scatter than its real uncertainty; the slope's standard error must come from this fit.
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    n = len(y)
+    design = np.column_stack([np.ones(n), x - x.mean(), shifts])
+    k = design.shape[1]
+    if n < k + 4:
+        return ols_ar1(x, y)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    ss = float(resid @ resid)
+    r1 = persistence(resid)
+    n_eff = max(n * (1 - r1) / (1 + r1), k + 0.5)
+    df = max(n_eff - k, 1.0)
+    cov = np.linalg.pinv(design.T @ design) * ss / max(n_eff - k, 0.5)
+    se = math.sqrt(max(float(cov[1, 1]), 0.0))
+    slope = float(coef[1])
+    p = float(stats.t.sf(slope / se, df)) if se > 0 else (0.0 if slope > 0 else 1.0)
+    return LinearFit(slope, se, df, p, r1, n_eff, float(coef[0] - slope * x.mean()))
+
+
 def block_means(x: np.ndarray, y: np.ndarray, max_blocks: int = MAX_BLOCKS) -> tuple[np.ndarray, np.ndarray]:
     n = len(y)
     if n <= max_blocks:
@@ -170,15 +196,22 @@ class Trend:
 
 
 def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: float,
-               seed: int = 0) -> Trend:
-    """The trend of y over time t_s (seconds) on an analysis window."""
+               seed: int = 0, shifts: np.ndarray | None = None) -> Trend:
+    """The trend of y over time t_s (seconds) on an analysis window.
+
+    `shifts`: level-shift columns of steps already subtracted from y (see steps.py); the slope's
+    test and interval then come from the joint fit, so the removal adds no false confidence.
+    """
     t_h = np.asarray(t_s, float) / 3600.0
     y = np.asarray(y, float)
     n = len(y)
-    fit = ols_ar1(t_h, y)
+    fit = ols_ar1(t_h, y) if shifts is None or shifts.size == 0 else ols_ar1_shifted(t_h, y, shifts)
     bx, by = block_means(t_h, y)
     n_eff_blocks = max(fit.n_eff * len(by) / max(n, 1), 1.0)
     sen, low, high = theil_sen_ci(bx, by, n_eff_blocks, seed=seed)
+    if shifts is not None and shifts.size and math.isfinite(fit.se):
+        joint_low, joint_high = fit.ci()
+        low, high = min(low, joint_low), max(high, joint_high)
     mk_p = mann_kendall_hr(by)
     half = n // 2
     late = ols_ar1(t_h[half:], y[half:]) if n - half >= 4 else fit
