@@ -107,7 +107,16 @@ def locust_cmd(engine: DemoEngine, results: Path, *extra: str, run_time: int | N
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Rows of a JSON-lines file that may still be written to (a half-written last line is skipped)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines) - 1:
+                raise
+    return rows
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:

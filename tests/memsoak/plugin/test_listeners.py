@@ -66,6 +66,10 @@ def test_engine_killed_mid_run_keeps_every_sample(engine, procs, tmp_path: Path)
     series = tmp_path / "run" / "series.jsonl"
     wait_for(lambda: series.exists() and len(read_jsonl(series)) >= 8, 90, "8 rows in series.jsonl")
     held = requests.get(f"{demo.hook_url}/samples", params={"since": 0}, timeout=5).json()["samples"]
+    # A pulled sample can only be kept once pulled: wait until the harness has polled past what the
+    # hook holds now, then kill at once (samples taken after its last poll die with the engine).
+    newest = held[-1]["seq"]
+    wait_for(lambda: read_jsonl(series)[-1]["seq"] >= newest, 30, "the harness to poll the held samples")
     demo.kill_engine()  # SIGKILL: the engine and its hook die together, no goodbye
     assert wait(proc, 120) == ENGINE_LOST_CODE
     rows = read_jsonl(series)
