@@ -122,7 +122,7 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
                         f"{len(index)} samples after warm-up; need {MIN_SAMPLES}",
                         len(y), cut, float(y[0]), float(y[-1]), float(y.min()), float(y.max()))
     if removal is not None:
-        base.snapshot_steps = removal.total
+        base.snapshot_steps, base.steps = removal.total, removal.steps
     if len(yw) < MIN_SAMPLES:
         return base, index, yw
     trend = trend_test(tw, yw, float(settings["alpha"]), float(settings["plateau_ratio"]), shifts=shifts)
@@ -257,6 +257,8 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         resources=resource_growth(rows, int(values["top_n"])),
         memray_files=run.memray_files,
         notes=notes + ([MEMRAY_NOTE] if run.memray_files else []),
+        snapshots=[(float(e["t"]), str(e.get("label", ""))) for e in run.events
+                   if e.get("type") == "snapshot" and e.get("t") is not None],
         rows=rows,
     )
 

@@ -41,10 +41,14 @@ def _memory_panel(ax: Any, t_min: np.ndarray, rows: list[dict[str, Any]], report
             ax.plot(t_min, values / MB, lw=1, label=label)
     sig = report.signal(name)
     if sig and sig.trend:
-        # The fitted Theil-Sen line over the analysed window, anchored at its end level.
+        # The fitted Theil-Sen line over the analysed window, anchored at its end level, with the
+        # snapshot steps that were removed before the fit added back so it sits on the data.
         end = float(np.nanmax(t_min)) * 60.0
-        xs = np.array([sig.warmup.end_s, end])
-        ys = sig.trend.level_end - sig.trend.slope_per_h * (end - xs) / 3600.0
+        xs = np.linspace(sig.warmup.end_s, end, 200)
+        removed = sum(step for _, step in sig.steps)
+        ys = sig.trend.level_end + removed - sig.trend.slope_per_h * (end - xs) / 3600.0
+        for ts, step in sig.steps:
+            ys = ys - step * (xs < ts)
         ax.plot(xs / 60.0, ys / MB, "--", lw=1.5, color="black",
                 label=f"trend {sig.trend.slope_per_h / MB:+.2f} MB/h ({sig.verdict})")
     if sig and sig.warmup.end_s > float(np.nanmin(t_min)) * 60.0:
@@ -62,7 +66,8 @@ def timeline(report: Report) -> str:
     traced = heap is not None and heap.unit == "bytes"
     panels = 5 if traced else 4
     fig, axes = plt.subplots(panels, 1, figsize=(10, 2.1 * panels), sharex=True)
-    _memory_panel(axes[0], t, rows, report, "rss", [("rss_bytes", "RSS"), ("tree_rss_bytes", "tree RSS")])
+    rss_fields = [("rss_bytes", "RSS")] + ([("tree_rss_bytes", "tree RSS")] if report.signal("tree_rss") else [])
+    _memory_panel(axes[0], t, rows, report, "rss", rss_fields)
     axes[0].set_title("RSS", fontsize=9, loc="left")
     if traced:
         _memory_panel(axes[1], t, rows, report, "heap", [("traced_current_bytes", "Python heap (traced)")])
@@ -78,7 +83,10 @@ def timeline(report: Report) -> str:
     latency.set_ylabel("p95 ms")
     failures.plot(t, _column(rows, "fail_per_s"), color="tab:red", lw=1)
     failures.set_ylabel("failures/s")
-    failures.set_xlabel("minutes since start")
+    failures.set_xlabel("minutes since start (triangles: tracemalloc snapshots)")
+    for ts, _label in report.snapshots:
+        axes[0].plot([ts / 60.0], [0], marker="v", color="tab:purple", transform=axes[0].get_xaxis_transform(),
+                     clip_on=False)
     fig.tight_layout()
     return _svg(fig)
 

@@ -28,6 +28,7 @@ class SignalReport:
     trend: Trend | None = None
     plateau_level: float | None = None
     snapshot_steps: float | None = None   # total step removed at tracemalloc snapshots
+    steps: list[tuple[float, float]] = field(default_factory=list)   # (snapshot t, step removed)
     per_op: list[OpRate] = field(default_factory=list)
     attribution: Attribution | None = None
     projection: Projection | None = None
@@ -57,6 +58,7 @@ class Report:
     resources: dict[str, list[tuple[str, float]]]
     memray_files: list[str]
     notes: list[str]
+    snapshots: list[tuple[float, str]] = field(default_factory=list)   # (t, label) of each snapshot
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # for charts, not JSON
 
     def signal(self, name: str) -> SignalReport | None:
