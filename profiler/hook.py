@@ -97,6 +97,8 @@ class Hook:
             return self
         self.port = self.server.port
         self.primary = self.config.port in (0, self.port)
+        if not self.primary and not self.peer_dir:  # install() in code: nobody else will say it
+            _say(f"port {self.config.port} busy, serving on {self.port}")
         if self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
             tracemalloc.start(self.config.tracemalloc_frames)  # after our imports: they stay untraced
         self.sampler.sample_once()  # a first sample before anyone can ask

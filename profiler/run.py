@@ -16,6 +16,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -152,7 +153,29 @@ def _end_group(pgid: int, grace: float) -> None:
         pass
 
 
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the hook could not have `port` as the primary, or None when it can bind it."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the hook binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return None
+
+
 def run_command(args: argparse.Namespace) -> int:
+    config = load_config(**{k: v for k, v in {"host": args.host, "port": args.port}.items()
+                            if v is not None})
+    busy = port_in_use(config.host, config.port)
+    if busy:
+        # a hook on the next port would leave the harness talking to whatever holds this one
+        print(f"memsoak-run: hook port {config.host}:{config.port} unavailable ({busy}): stop what "
+              "holds it or choose another --port", file=sys.stderr)
+        return USAGE_ERROR
     peer_dir = tempfile.mkdtemp(prefix="memsoak-peers-")
     stop = _Stop()
     try:

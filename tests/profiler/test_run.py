@@ -114,3 +114,14 @@ def test_descendants_left_behind_by_the_engine_are_ended(port: int, tmp_path) ->
     leftovers = [psutil.Process(pid) for pid in pids]
     assert started.proc.wait(timeout=60) == 0
     assert not psutil.wait_procs(leftovers, timeout=10)[1]
+
+
+def test_a_busy_hook_port_is_refused_before_starting(port: int) -> None:
+    import socket
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run([*MEMSOAK_RUN, "--port", str(port), "--", sys.executable, "-c",
+                               "print('engine ran')"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "engine ran" not in done.stdout
+    assert f"127.0.0.1:{port} unavailable" in done.stderr and "--port" in done.stderr
