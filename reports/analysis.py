@@ -37,6 +37,7 @@ class SignalSpec:
     field: str
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
+    min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
 
 
 def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
@@ -48,8 +49,9 @@ def _growth_floor(setting: str) -> Callable[[dict[str, Any]], tuple[str, float]]
 
 
 SPECS = {
-    "rss": SignalSpec("rss", "RSS", "bytes", "rss_bytes", _rate_floor),
-    "tree_rss": SignalSpec("tree_rss", "tree RSS", "bytes", "tree_rss_bytes", _rate_floor),
+    "rss": SignalSpec("rss", "RSS", "bytes", "rss_bytes", _rate_floor, min_growth_mb="rss_min_growth_mb"),
+    "tree_rss": SignalSpec("tree_rss", "tree RSS", "bytes", "tree_rss_bytes", _rate_floor,
+                           min_growth_mb="rss_min_growth_mb"),
     "heap_traced": SignalSpec("heap", "Python heap (tracemalloc)", "bytes", "traced_current_bytes", _rate_floor),
     "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
                               _growth_floor("heap_blocks_min_growth")),
@@ -131,14 +133,21 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
     amount = trend.slope_per_h if kind == "rate" else trend.growth
     floor_text = (f"{floor / MB:.2f} MB/h" if kind == "rate" else _fmt(floor, spec.unit))
     amount_text = (f"{amount / MB:.2f} MB/h" if kind == "rate" else _fmt(amount, spec.unit))
+    big_enough = amount >= floor
+    if spec.min_growth_mb:
+        # RSS moves in allocator-sized chunks: a short run's arenas still expanding is not a leak.
+        min_growth = float(settings[spec.min_growth_mb]) * MB
+        big_enough = big_enough and trend.growth >= min_growth
+        floor_text += f" and {min_growth / MB:.2f} MB over the window"
+        amount_text += f", {trend.growth / MB:.2f} MB over the window"
     flattened = (trend.significant and not trend.persists) or (
         trend.early_rise and trend.late_slope_per_h < float(settings["plateau_ratio"]) * trend.early_slope_per_h
-        and not (trend.significant and amount >= floor))
+        and not (trend.significant and big_enough))
     if flattened:
         base.verdict, base.plateau_level = "plateau", trend.level_end
         base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
                        f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level {_fmt(trend.level_end, spec.unit)}")
-    elif trend.significant and amount >= floor:
+    elif trend.significant and big_enough:
         base.verdict = "leak"
         base.reason = (f"{amount_text} (p={trend.p_value:.2g}, Mann-Kendall p={trend.mk_p_value:.2g}) "
                        f"above the floor {floor_text}")
