@@ -77,8 +77,8 @@ class Hook:
         self.started_at = time.time()
         self.errors = ErrorCounts()
         self.ring = SampleRing(SAMPLE_FIELDS, FLOAT_FIELDS, config.capacity)
-        self.snapshots: SnapshotStore | None = SnapshotStore()
-        self.censuses: TypeCensusStore | None = TypeCensusStore()
+        self.snapshots: SnapshotStore | None = SnapshotStore(config.peer_dir)
+        self.censuses: TypeCensusStore | None = TypeCensusStore(config.peer_dir)
         self.sampler = Sampler(self.ring, in_process_probes(config), config.interval, self.errors)
         self.server: HookServer | None = None
         self._peer_file: str | None = None
@@ -124,6 +124,9 @@ class Hook:
                 self.server.stop()
             except Exception:
                 pass
+        for store in (self.snapshots, self.censuses):
+            if store is not None:
+                store.close()
 
     def health(self) -> dict[str, Any]:
         tracing = tracemalloc.is_tracing()

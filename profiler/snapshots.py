@@ -4,14 +4,18 @@ Only the top N sites cross the wire. The hook's own allocations are dropped twic
 a frame in this package or in tracemalloc.py is left out of the stored summary (stored summaries
 are themselves traced memory), and tracebacks shown to the user have those frames removed.
 A SITE is one innermost file:line; its traceback is the one call path that grew most there.
-Stores are bounded: the first label ever taken is kept, beyond that the oldest goes first.
+Stores are bounded (the first label ever taken is kept, beyond that the oldest goes first) and live
+on disk, so that between requests the hook holds nothing in the engine's traced heap.
 """
 from __future__ import annotations
 
 import collections
 import gc
 import itertools
+import marshal
 import os
+import shutil
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -35,28 +39,68 @@ def _is_hidden(filename: str) -> bool:
 
 
 class _BoundedStore:
-    def __init__(self) -> None:
-        self._items: dict[str, tuple[float, Any]] = {}
+    """Labelled items kept on disk (marshal), not in the engine's heap.
+
+    While tracemalloc traces, anything the hook keeps in memory is counted in the engine's traced
+    heap: a summary per label (tens of KB to MBs) would show up as a step of "Python heap growth" at
+    every checkpoint. On disk they cost the engine nothing between requests. The directory is
+    created on first use (under the peer directory when memsoak-run gave one, so it goes with it)
+    and removed by `close()`.
+    """
+
+    def __init__(self, kind: str, parent_dir: str | None = None) -> None:
+        self._kind = kind
+        self._parent_dir = parent_dir
+        self._dir: str | None = None
+        self._items: dict[str, tuple[float, str]] = {}
         self._first: str | None = None
+        self._written = 0
         self._lock = threading.Lock()
+
+    def _path(self) -> str:
+        if self._dir is None:
+            parent = self._parent_dir if self._parent_dir and os.path.isdir(self._parent_dir) else None
+            self._dir = tempfile.mkdtemp(prefix=f"memsoak-{self._kind}-{os.getpid()}-", dir=parent)
+        self._written += 1
+        return os.path.join(self._dir, f"{self._written}.marshal")
 
     def put(self, label: str, taken_at: float, item: Any) -> None:
         with self._lock:
-            self._items.pop(label, None)
-            self._items[label] = (taken_at, item)
+            path = self._path()
+            with open(path, "wb") as handle:
+                marshal.dump(item, handle)
+            self._drop(label)
+            self._items[label] = (taken_at, path)
             if self._first is None:
                 self._first = label
             while len(self._items) > MAX_LABELS:
-                oldest = next(key for key in self._items if key != self._first)
-                del self._items[oldest]
+                self._drop(next(key for key in self._items if key != self._first))
+
+    def _drop(self, label: str) -> None:
+        old = self._items.pop(label, None)
+        if old is not None:
+            try:
+                os.unlink(old[1])
+            except OSError:
+                pass
 
     def get(self, label: str) -> tuple[float, Any] | None:
         with self._lock:
-            return self._items.get(label)
+            found = self._items.get(label)
+            if found is None:
+                return None
+            with open(found[1], "rb") as handle:
+                return found[0], marshal.load(handle)
 
     def labels(self) -> list[str]:
         with self._lock:
             return list(self._items)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+            self._items.clear()
 
 
 Frames = tuple  # ((filename, lineno), ...) innermost first, as tracemalloc stores them
@@ -96,8 +140,11 @@ def group_by_traceback(snapshot: tracemalloc.Snapshot) -> dict[Frames, list[int]
 
 
 class SnapshotStore:
-    def __init__(self) -> None:
-        self._store = _BoundedStore()
+    def __init__(self, parent_dir: str | None = None) -> None:
+        self._store = _BoundedStore("snapshots", parent_dir)
+
+    def close(self) -> None:
+        self._store.close()
 
     def take(self, label: str) -> dict[str, Any]:
         started = False
@@ -110,7 +157,7 @@ class SnapshotStore:
         del snapshot  # the summary is all we keep
         current, peak = tracemalloc.get_traced_memory()
         taken_at = time.time()
-        self._store.put(label, taken_at, (frames_limit, grouped))
+        self._store.put(label, taken_at, (frames_limit, list(grouped.items())))
         answer: dict[str, Any] = {"label": label, "taken_at": taken_at,
                                   "traced_current_bytes": current, "traced_peak_bytes": peak,
                                   "traceback_frames": frames_limit}
@@ -129,6 +176,7 @@ class SnapshotStore:
                 raise UnknownLabel("snapshot", label, "/snapshots")
             found[label] = item
         (base_at, (_limit, before)), (head_at, (frames_limit, after)) = found[base], found[head]
+        before, after = dict(before), dict(after)  # stored as (frames, [size, count]) pairs
         sites: dict[tuple[str, int], dict[str, Any]] = {}
         best_growth: dict[tuple[str, int], int] = {}
         for frames in set(before) | set(after):
@@ -176,8 +224,11 @@ def type_census() -> dict[str, int]:
 
 
 class TypeCensusStore:
-    def __init__(self) -> None:
-        self._store = _BoundedStore()
+    def __init__(self, parent_dir: str | None = None) -> None:
+        self._store = _BoundedStore("types", parent_dir)
+
+    def close(self) -> None:
+        self._store.close()
 
     def take(self, label: str) -> dict[str, Any]:
         census = type_census()
