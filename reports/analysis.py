@@ -27,6 +27,7 @@ from .trend import trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
+DECELERATING = 0.5   # late-half slope below this share of the early half's: say so in the reason
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,11 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
         base.verdict = "leak"
         base.reason = (f"{amount_text} (p={trend.p_value:.2g}, Mann-Kendall p={trend.mk_p_value:.2g}) "
                        f"above the floor {floor_text}")
+        if trend.early_slope_per_h > 0 and trend.late_slope_per_h < DECELERATING * trend.early_slope_per_h:
+            # Not a plateau yet (that would cost power on real leaks), but worth saying.
+            base.reason += (f"; growth slowed in the late half ({_per_h(trend.late_slope_per_h, spec.unit)} vs "
+                            f"{_per_h(trend.early_slope_per_h, spec.unit)}): a bounded structure still filling? "
+                            "run longer or compare against a known-good run")
     elif trend.significant:
         base.verdict = "pass"
         base.reason = f"significant but small: {amount_text} below the floor {floor_text}"
