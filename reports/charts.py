@@ -6,6 +6,7 @@ stride keeps the file small and the shape honest enough at this resolution).
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import matplotlib
@@ -30,7 +31,8 @@ def _svg(fig: Any) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]   # drop the XML prolog and DOCTYPE (it names a URL)
+    text = text[text.index("<svg"):]   # drop the XML prolog and DOCTYPE (it names a URL)
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)   # RDF boilerplate with URLs
 
 
 def _memory_panel(ax: Any, t_min: np.ndarray, rows: list[dict[str, Any]], report: Report,
