@@ -12,9 +12,11 @@ import sys
 import time
 from typing import Any
 
+import gevent
 import locust
 from locust import events
-from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, WorkerRunner
+from locust.runners import (STATE_CLEANUP, STATE_SPAWNING, STATE_STOPPED, STATE_STOPPING,
+                            WORKER_REPORT_INTERVAL, STATE_RUNNING, MasterRunner, WorkerRunner)
 
 import memsoak
 from memsoak.hook import HookClient, HookError
@@ -31,6 +33,34 @@ class State:
     current: Soak | None = None
     last: Soak | None = None
     printed = False
+    worker_reports: dict[str, int] = {}  # stats messages received per worker (master only)
+
+
+@events.worker_report.add_listener
+def _count_worker_report(client_id: str, **_kwargs: Any) -> None:
+    State.worker_reports[client_id] = State.worker_reports.get(client_id, 0) + 1
+
+
+def quit_after_final_stats(runner: Any) -> None:
+    """Make a master's quit stop the workers first and wait for their last stats message.
+
+    Locust's MasterRunner.quit() tells workers to quit and gives their final stats 0.5 s before it
+    stops listening; on a busy machine whole report intervals are lost, and the report's request
+    counts then fall short of what the workers sent. Stopping first (workers stop their users and
+    keep reporting) and waiting for one more report from each worker closes that gap.
+    """
+    original_quit = runner.quit
+
+    def quit() -> None:
+        if runner.state in (STATE_RUNNING, STATE_SPAWNING):
+            runner.stop()
+        before = dict(State.worker_reports)
+        deadline = time.monotonic() + 2 * WORKER_REPORT_INTERVAL + 2
+        while time.monotonic() < deadline and any(State.worker_reports.get(c, 0) <= n for c, n in before.items()):
+            gevent.sleep(0.2)
+        original_quit()
+
+    runner.quit = quit
 
 
 def measures(environment: Any) -> bool:
@@ -59,6 +89,8 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     if not measures(environment):
         return
     options = environment.parsed_options
+    if isinstance(environment.runner, MasterRunner):
+        quit_after_final_stats(environment.runner)
     if option(options, "quick") and not getattr(options, "run_time", None):
         options.run_time = QUICK_RUN_TIME_S
     if environment.web_ui is not None:
@@ -84,7 +116,7 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     except HookError as exc:
         log.error(hook_hint(exc, options))
         environment.process_exit_code = BAD_CONFIG
-        gevent_spawn(stop_locust, environment, quit_too=headless(environment))
+        gevent.spawn(stop_locust, environment, quit_too=headless(environment))
         return
     rundir = RunDir(option(options, "results_dir"), option(options, "run_id"))
     rundir.write_json("run.json", {
@@ -104,11 +136,6 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     State.current = Soak(environment, rundir, health,
                          stop_locust=lambda: stop_locust(environment, quit_too=True))
     State.current.start()
-
-
-def gevent_spawn(func: Any, *args: Any, **kwargs: Any) -> None:
-    import gevent
-    gevent.spawn(func, *args, **kwargs)
 
 
 def stop_locust(environment: Any, quit_too: bool) -> None:
