@@ -30,6 +30,7 @@ class HookConfig:
     tracemalloc_frames: int = 0
     uss: bool = False
     gc_objects: bool = False
+    trim_after_snapshot: bool = True
     peer_dir: str | None = None
 
     def public(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ ENV: dict[str, tuple[str, Any]] = {
     "tracemalloc_frames": ("MEMSOAK_TRACEMALLOC_FRAMES", int),
     "uss": ("MEMSOAK_USS", _bool),
     "gc_objects": ("MEMSOAK_GC_OBJECTS", _bool),
+    "trim_after_snapshot": ("MEMSOAK_TRIM_AFTER_SNAPSHOT", _bool),
     "peer_dir": ("MEMSOAK_PEER_DIR", str),
 }
 

@@ -77,7 +77,7 @@ class Hook:
         self.started_at = time.time()
         self.errors = ErrorCounts()
         self.ring = SampleRing(SAMPLE_FIELDS, FLOAT_FIELDS, config.capacity)
-        self.snapshots: SnapshotStore | None = SnapshotStore(config.peer_dir)
+        self.snapshots: SnapshotStore | None = SnapshotStore(config.peer_dir, config.trim_after_snapshot)
         self.censuses: TypeCensusStore | None = TypeCensusStore(config.peer_dir)
         self.sampler = Sampler(self.ring, in_process_probes(config), config.interval, self.errors)
         self.server: HookServer | None = None

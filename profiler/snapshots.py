@@ -139,9 +139,27 @@ def group_by_traceback(snapshot: tracemalloc.Snapshot) -> dict[Frames, list[int]
     return grouped
 
 
+def trim_native_heap() -> bool:
+    """Give glibc's free heap back to the OS (malloc_trim(0)); False where there is no glibc.
+
+    Taking a snapshot copies tracemalloc's trace table in C and builds a tuple per live block; once
+    freed, glibc keeps that memory. Measured: 400 k traced blocks, RSS 169 -> 257 MB after the
+    snapshot, 179 MB after malloc_trim. Without the trim the first snapshot (the harness's baseline,
+    at warm-up end) would put a step into the RSS series right where the analysis starts.
+    """
+    try:
+        import ctypes  # lazily: only processes that take snapshots pay for it
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except Exception:
+        return False
+
+
 class SnapshotStore:
-    def __init__(self, parent_dir: str | None = None) -> None:
+    def __init__(self, parent_dir: str | None = None, trim: bool = True) -> None:
         self._store = _BoundedStore("snapshots", parent_dir)
+        self._trim = trim
 
     def close(self) -> None:
         self._store.close()
@@ -155,6 +173,8 @@ class SnapshotStore:
         frames_limit = snapshot.traceback_limit
         grouped = group_by_traceback(snapshot)
         del snapshot  # the summary is all we keep
+        if self._trim:
+            trim_native_heap()
         current, peak = tracemalloc.get_traced_memory()
         taken_at = time.time()
         self._store.put(label, taken_at, (frames_limit, list(grouped.items())))

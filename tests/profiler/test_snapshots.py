@@ -1,10 +1,11 @@
 """Diffs computed in the engine name the planted allocation; type censuses and their diff."""
 import os
 import sys
+import time
 
 import profiler
 
-from hookhelp import ALLOC_ENGINE, free_port, http, start
+from hookhelp import ALLOC_ENGINE, free_port, http, start, wait_for
 
 HOOK_DIR = os.path.dirname(profiler.__file__) + os.sep
 PLANTED_LINE = next(number for number, text in enumerate(open(ALLOC_ENGINE), start=1)
@@ -69,3 +70,26 @@ def test_type_census_and_its_diff(alloc_engine) -> None:
     status, diff = http(alloc_engine.hook + "/types/diff?base=before&head=after&top=3")
     assert status == 200
     assert diff["by_type"][0]["type"] == "__main__.Planted" and diff["by_type"][0]["count_diff"] >= 2500
+
+
+def _rss_step_of_a_snapshot(port: int, env: dict) -> int:
+    """RSS of the first sample after POST /snapshots minus that of the last sample before it."""
+    engine_port = free_port()
+    started = start([sys.executable, ALLOC_ENGINE, str(engine_port)], port, engine_port=engine_port,
+                    options=["--tracemalloc-frames", "1"], env=env)
+    http(started.engine + "/alloc?n=60000")
+    time.sleep(0.5)  # let a sample see the allocation
+    last_before = http(started.hook + "/samples?since=0")[1]["samples"][-1]
+    assert http(started.hook + "/snapshots/one", "POST")[0] == 200
+    answered_at = time.time()
+    after = wait_for(lambda: [s for s in http(started.hook + f"/samples?since={last_before['seq']}")[1]
+                              ["samples"] if s["t_wall"] > answered_at], what="a sample after it")
+    return after[0]["rss_bytes"] - last_before["rss_bytes"]
+
+
+def test_rss_step_of_a_snapshot_is_trimmed(port: int) -> None:
+    trimmed = _rss_step_of_a_snapshot(port, {})
+    untrimmed = _rss_step_of_a_snapshot(free_port(), {"MEMSOAK_TRIM_AFTER_SNAPSHOT": "0"})
+    print("rss step of a snapshot: trimmed", trimmed, "untrimmed", untrimmed)
+    assert untrimmed > 10_000_000  # the transient the trim is for is real
+    assert trimmed < untrimmed / 2
