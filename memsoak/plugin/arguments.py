@@ -40,10 +40,11 @@ PLUGIN_ARGS: tuple[PluginArg, ...] = (
     PluginArg("baseline_s", float, -1.0,
               "When the tracemalloc baseline is taken, s after start; negative = --warmup-s when set, "
               "else 25% of --run-time within 5..300 s (60 s without a run time)"),
-    PluginArg("checkpoint_interval_s", float, 0.0,
-              "Seconds between tracemalloc checkpoints after the baseline; 0 = baseline and final only, "
-              "negative = one checkpoint halfway. Off by default: the hook keeps every snapshot, and on "
-              "the demo engine each one added ~0.7 MB of heap and ~26 MB of RSS, a step in the trend"),
+    PluginArg("checkpoint_interval_s", float, -1.0,
+              "Seconds between tracemalloc checkpoints after the baseline; negative = one checkpoint "
+              "halfway to the end (every 600 s without a run time); 0 = baseline and final only. Each "
+              "snapshot costs the engine memory (on the demo engine ~0.7 MB heap, ~26 MB RSS), a step "
+              "the report removes at the snapshot events: few checkpoints are better than many"),
     PluginArg("engine_lost_polls", int, 5, "Failed polls in a row after which the engine counts as lost"),
     PluginArg("results_dir", str, "results", "Where run directories are created"),
     PluginArg("run_id", str, "", "Run directory name (empty: YYYYmmdd-HHMMSS-<short>)"),

@@ -140,11 +140,13 @@ class Soak:
     def take(self, label: str, types: bool = False) -> bool:
         """Snapshot under `label` and keep the diff from the previous label; False on failure."""
         top = int(option(self.options, "top_n"))
+        started = self.now()
         try:
             self.snap_client.snapshot(label)
             if types:
                 self.snap_client.types_snapshot(label)
-            self.rundir.append_event("snapshot", self.now(), label=label)
+            # t is when the snapshot returned (reports/steps.py relies on it); started_t is when asked
+            self.rundir.append_event("snapshot", self.now(), label=label, started_t=round(started, 3))
             previous = self.labels[-1] if self.labels else None
             self.labels.append(label)
             if previous:
