@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -167,6 +168,20 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
+def _remove_stale_peer_dirs() -> None:
+    """Peer directories of memsoak-runs that were SIGKILLed (they could not clean up)."""
+    pattern = re.compile(r"^memsoak-peers-(\d+)-")
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.match(name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
 def run_command(args: argparse.Namespace) -> int:
     config = load_config(**{k: v for k, v in {"host": args.host, "port": args.port}.items()
                             if v is not None})
@@ -176,7 +191,8 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"memsoak-run: hook port {config.host}:{config.port} unavailable ({busy}): stop what "
               "holds it or choose another --port", file=sys.stderr)
         return USAGE_ERROR
-    peer_dir = tempfile.mkdtemp(prefix="memsoak-peers-")
+    _remove_stale_peer_dirs()
+    peer_dir = tempfile.mkdtemp(prefix=f"memsoak-peers-{os.getpid()}-")
     stop = _Stop()
     try:
         try:

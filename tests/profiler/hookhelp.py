@@ -92,10 +92,17 @@ _RUNNING: list[subprocess.Popen] = []
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGTERM first (memsoak-run then removes its peer directory), SIGKILL what is left."""
     try:
         members = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     except psutil.Error:
         members = []
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
