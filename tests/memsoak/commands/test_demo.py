@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +21,18 @@ MEMORY_COLUMNS = ("rss_bytes", "tree_rss_bytes", "vms_bytes", "allocated_blocks"
 LOAD_COLUMNS = ("users", "rps", "requests_total", "failures_total", "requests_by_name", "ops")
 
 
-def engines_running() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["cmdline"])
-            if "demo_engine" in " ".join(p.info["cmdline"] or [])}
+def engine_processes(port: str) -> list[int]:
+    """Processes of the demo engine that serves `port` (other tests' engines use other ports)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "demo_engine" in cmdline and "--port" in cmdline and port in cmdline:
+            found.append(proc.pid)
+    return found
 
 
 @pytest.mark.slow
 def test_clean_run_passes_and_fills_the_run_directory(tmp_path: Path) -> None:
-    before = engines_running()
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
                            "--results", str(tmp_path)], capture_output=True, text=True,
                           timeout=CLEAN_S + 300, cwd=tmp_path)
@@ -48,7 +53,8 @@ def test_clean_run_passes_and_fills_the_run_directory(tmp_path: Path) -> None:
     assert run_json["settings"]["rss_limit_mb"] == 512.0 and run_json["health"]["pid"] > 0
     report = json.loads((run / "report.json").read_text())
     assert report["outcome"] == "pass" and report["samples"] == len(rows)
-    assert engines_running() <= before  # the demo stopped its engine
+    port = re.search(r"engine http://127.0.0.1:(\d+)", done.stdout).group(1)
+    assert engine_processes(port) == []  # the demo stopped its engine
 
 
 def test_engine_that_cannot_start_is_one_line(tmp_path: Path) -> None:
