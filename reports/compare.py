@@ -4,7 +4,9 @@ Comparing against a known-good build beat trend tests alone in aging studies (Ma
 SRDS 2014). For each signal both runs have, the difference of Theil-Sen slopes gets a 95%
 interval from the two bootstrap intervals (normal approximation, runs independent). A regression
 is a signal that leaks in the candidate and either passes in the base or grows significantly
-faster than in it; memory is also compared per operation when both runs measured the same one.
+faster than in it, or a memory signal whose candidate trend is significant and grows faster than
+the base by at least `min_rate_mb_per_hour` (95% interval of the difference above 0), even when the
+single-run floors let it pass; memory is also compared per operation when both runs measured it.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def _se(low: float, high: float) -> float:
     return max(high - low, 0.0) / (2 * Z95)
 
 
-def _delta(base: SignalReport, cand: SignalReport) -> SignalDelta | None:
+def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) -> SignalDelta | None:
     if base.trend is None or cand.trend is None or base.unit != cand.unit:
         return None
     bt, ct = base.trend, cand.trend
@@ -65,10 +67,17 @@ def _delta(base: SignalReport, cand: SignalReport) -> SignalDelta | None:
             op_se = math.hypot(_se(b.ci_low, b.ci_high), _se(op.ci_low, op.ci_high))
             d = op.per_op - b.per_op
             delta.per_op[op.op] = (d, d - Z95 * op_se, d + Z95 * op_se)
+    faster = delta.diff_ci_low > 0
     if cand.verdict == "leak" and base.verdict != "leak":
         delta.regression, delta.reason = True, f"leaks in the candidate ({cand.reason}), not in the base"
-    elif cand.verdict == "leak" and delta.diff_ci_low > 0:
+    elif cand.verdict == "leak" and faster:
         delta.regression, delta.reason = True, "leaks in both, significantly faster in the candidate"
+    elif cand.unit == "bytes" and ct.significant and faster and diff >= min_rate_bytes_per_h:
+        # Against a known-good run, growth too small for a single-run verdict (a short run's floors)
+        # still counts when it is significantly faster than the base by a practical margin.
+        delta.regression = True
+        delta.reason = (f"grows significantly faster than the base by {diff / (1024 * 1024):.2f} MB/h "
+                        f"(below the single-run floors: {cand.reason})")
     else:
         delta.reason = f"candidate {cand.verdict}, base {base.verdict}"
     return delta
@@ -79,7 +88,7 @@ def compare(base: Report, candidate: Report) -> Comparison:
     for cand in candidate.signals:
         base_sig = base.signal(cand.name)
         if base_sig is not None:
-            delta = _delta(base_sig, cand)
+            delta = _delta(base_sig, cand, float(candidate.settings.get("min_rate_mb_per_hour", 0.5)) * 1024 * 1024)
             if delta is not None:
                 deltas.append(delta)
     regressed = [d for d in deltas if d.regression]

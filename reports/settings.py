@@ -49,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
             "A memory trend slower than this is not called a leak even when significant, MB/hour"),
     Setting("rss_min_growth_mb", float, 2.0,
             "RSS must also grow this much over the analysed window to be a leak (allocator chunks), MB"),
+    Setting("heap_min_growth_mb", float, 0.25,
+            "The traced heap must also grow this much over the analysed window to be a leak, MB"),
     Setting("heap_blocks_min_growth", float, 2000.0,
             "Smallest growth of allocated blocks (heap proxy when not tracing) called a leak"),
     Setting("objects_min_growth", float, 5000.0, "Smallest gc object count growth called a leak"),

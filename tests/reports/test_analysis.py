@@ -166,3 +166,14 @@ def test_tree_rss_is_analysed_only_for_a_process_tree(tmp_path):
         row["tree_procs"], row["tree_rss_bytes"] = 3, row["rss_bytes"] * 3
     tree = reports.analyze(reports.load_run(synth.write_run(tmp_path / "three", rows)))
     assert tree.signal("tree_rss").verdict == "pass"
+
+
+def test_short_run_heap_drift_below_the_growth_floor_passes_but_a_bigger_one_leaks(settings):
+    # A clean engine's heap still fills bounded structures for minutes: ~70 KB in 4 minutes
+    # measured on the demo engine. Significant, but not a leak; 1 MB in the same time is.
+    t = np.arange(240) * 1.0
+    noise = np.random.default_rng(12).normal(0, 0.02, len(t))
+    drift = classify(SPECS["heap_traced"], t, (20 + 0.07 * t / 240 + noise) * MB, settings)
+    assert drift.verdict == "pass" and "heap_min_growth_mb" in drift.reason
+    leak = classify(SPECS["heap_traced"], t, (20 + 1.0 * t / 240 + noise) * MB, settings)
+    assert leak.verdict == "leak"

@@ -27,3 +27,18 @@ def test_two_clean_runs_pass(tmp_path):
     comparison = reports.compare(_report(tmp_path, "base", 3, 0.0), _report(tmp_path, "cand", 4, 0.0))
     assert (comparison.outcome, comparison.exit_code) == ("pass", 0)
     assert not any(d.regression for d in comparison.deltas)
+
+
+def test_growth_below_single_run_floors_is_a_regression_against_a_flat_base(tmp_path):
+    def heap_report(name, seed, growth_mb):
+        t = np.arange(240) * 1.0
+        rng = np.random.default_rng(seed)
+        rss = synth.clean("white", rng, t)
+        heap = 20 + growth_mb * t / 240 + rng.normal(0, 0.02, len(t))
+        run_dir = synth.write_run(tmp_path / name, synth.make_rows(t, rss, heap_mb=heap))
+        return reports.analyze(reports.load_run(run_dir))
+
+    base, flat, slow = heap_report("base", 1, 0.0), heap_report("flat", 2, 0.0), heap_report("slow", 3, 0.2)
+    assert slow.signal("heap").verdict == "pass"            # 0.2 MB is under heap_min_growth_mb
+    assert reports.compare(base, slow).exit_code == 14
+    assert reports.compare(base, flat).exit_code == 0
