@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,10 +101,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"memsoak demo: engine {engine.url} (hook {engine.hook_url}, leaks: "
           f"{', '.join(args.leak) or 'none'}, log {engine_log.name})", flush=True)
     locust = subprocess.Popen(locust_command(args, engine, run_id))
+    # SIGTERM is passed on to Locust, which writes the report from what was measured and exits;
+    # then the engine is stopped as after a normal run.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: locust.send_signal(signal.SIGTERM))
     try:
         code = locust.wait()
     except KeyboardInterrupt:
-        # Locust got the same Ctrl-C and writes the report from what was measured.
+        # Locust got the same Ctrl-C from the terminal and writes the report.
         code = locust.wait(timeout=120)
     finally:
         if locust.poll() is None:

@@ -24,6 +24,10 @@ LOCUSTFILES = Path(locustfiles.__file__).parent
 # Short soaks by default; the clean acceptance run has its own length (MEMSOAK_TEST_CLEAN_S).
 SOAK_S = int(os.environ.get("MEMSOAK_TEST_SOAK_S", "30"))
 FAST_MIX = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
+# The clean acceptance soak (issue 3: two minutes); it runs in the background while the other tests
+# run, and its test is ordered last (see conftest.py).
+CLEAN_S = int(os.environ.get("MEMSOAK_TEST_CLEAN_S", "120"))
+CLEAN_TEST = "test_clean_run_passes_and_fills_the_run_directory"
 
 
 class Procs:
@@ -127,3 +131,25 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
             return value
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def clean_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`memsoak demo --duration CLEAN_S` started now, in the background; stopped at session end."""
+    folder = tmp_path_factory.mktemp("clean-demo")
+    out_path = folder / "demo.out"
+    out = out_path.open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
+                             "--results", str(folder / "results")], stdout=out, stderr=subprocess.STDOUT,
+                            cwd=folder, start_new_session=True)
+    try:
+        yield {"proc": proc, "results": folder / "results", "out": out_path}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # the demo passes it on and stops its engine
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        out.close()

@@ -5,7 +5,6 @@ The clean acceptance run lasts MEMSOAK_TEST_CLEAN_S seconds (120 by default, as 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,9 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memsoak_procs import read_jsonl
+from memsoak_procs import CLEAN_S, read_jsonl
 
-CLEAN_S = int(os.environ.get("MEMSOAK_TEST_CLEAN_S", "120"))
 MEMORY_COLUMNS = ("rss_bytes", "tree_rss_bytes", "vms_bytes", "allocated_blocks", "open_fds", "threads")
 LOAD_COLUMNS = ("users", "rps", "requests_total", "failures_total", "requests_by_name", "ops")
 
@@ -32,13 +30,13 @@ def engine_processes(port: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_clean_run_passes_and_fills_the_run_directory(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
-                           "--results", str(tmp_path)], capture_output=True, text=True,
-                          timeout=CLEAN_S + 300, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert f"memsoak demo: report {run / 'report.html'} (exit code 0)" in done.stdout
+def test_clean_run_passes_and_fills_the_run_directory(clean_demo: dict) -> None:
+    # started in the background by conftest.py when the session began
+    code = clean_demo["proc"].wait(timeout=CLEAN_S + 300)
+    stdout = clean_demo["out"].read_text()
+    assert code == 0, stdout[-4000:]
+    (run,) = [p for p in clean_demo["results"].iterdir() if p.is_dir()]
+    assert f"memsoak demo: report {run / 'report.html'} (exit code 0)" in stdout
     for name in ("run.json", "series.jsonl", "report.json", "report.html", "summary.md", "requests.json"):
         assert (run / name).is_file(), name
 
@@ -53,7 +51,7 @@ def test_clean_run_passes_and_fills_the_run_directory(tmp_path: Path) -> None:
     assert run_json["settings"]["rss_limit_mb"] == 512.0 and run_json["health"]["pid"] > 0
     report = json.loads((run / "report.json").read_text())
     assert report["outcome"] == "pass" and report["samples"] == len(rows)
-    port = re.search(r"engine http://127.0.0.1:(\d+)", done.stdout).group(1)
+    port = re.search(r"engine http://127.0.0.1:(\d+)", stdout).group(1)
     assert engine_processes(port) == []  # the demo stopped its engine
 
 
