@@ -1,0 +1,239 @@
+"""Real runs against the demo engine: does the verdict find each planted leak, on the right signal?
+
+Each case starts the demo engine under `memsoak-run` (with one planted leak at one size, or none),
+drives it headless with `locust -f locustfiles` and the memsoak plugin (what `memsoak demo` does,
+with the load and engine flags spelled out here), then re-analyses the run directory offline with
+`reports.analyze`. Per case and repetition it records memsoak's verdict, the signals that leaked,
+whether the right signal leaked (Python leaks on the heap, `native` on RSS and not on the heap,
+`fd` on open fds, `asyncio_task` on tasks), whether the top tracemalloc site is the planted line
+(`demo_engine.leaks.SITE_LINES`, the same lines /api/health reports), and the original spec's
+verdict on the same run (`report.legacy`: first/last 10% of RSS vs 50 MB, OLS vs 10 MB/h).
+Runs go one after another (two cores: parallel runs would disturb each other). Prints Markdown.
+
+    python bench/verdict_real.py                                    # every case, 5 min, 1 repetition
+    python bench/verdict_real.py --kinds clean,score_history:64 --repeat 3
+    python bench/verdict_real.py --duration 90 --kinds fd,native:65536 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import locustfiles
+import reports
+from demo_engine.leaks import SITE_LINES
+from memsoak.engine import DemoEngine, EngineError
+
+# Bytes per op of each case ("per" is session or message, see demo_engine/leaks.py).
+DEFAULT_CASES = ("clean", "session_state:1024", "session_state:4096", "response_cache:256",
+                 "response_cache:1024", "score_history:64", "score_history:256", "score_history:1024",
+                 "native:16384", "native:65536", "fd", "asyncio_task:256")
+PYTHON_LEAKS = ("session_state", "response_cache", "score_history")
+# The demo engine's bounded state, small enough to fill during warm-up (see docs/real-runs.md).
+ENGINE_ARGS = ["--max-live-sessions", "50", "--cache-entries", "64", "--session-idle-s", "30"]
+# More messages in the window: a 64 B/message leak needs ~2,500 messages after warm-up to pass
+# the heap's 0.25 MB floor. Think time 0.1-0.5 s at 10 users gives ~25 messages/s here.
+LOCUST_ARGS = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
+
+
+@dataclass
+class Outcome:
+    case: str
+    rep: int
+    run_dir: str
+    duration_s: float = 0.0
+    messages: int = 0
+    sessions: int = 0
+    verdict: str = "error"
+    driver: str | None = None
+    leaking: list[str] = field(default_factory=list)
+    right_signal: bool | None = None
+    heap_growth_kb: float | None = None
+    heap_per_message_b: float | None = None
+    top_site: str | None = None
+    planted_site: str | None = None
+    planted_rank: int | None = None
+    legacy_leak: bool | None = None
+    legacy_growth_mb: float | None = None
+    legacy_slope_mb_h: float | None = None
+    error: str | None = None
+
+
+def kind_of(case: str) -> str:
+    return case.partition(":")[0]
+
+
+def right_signal(kind: str, leaking: set[str]) -> bool:
+    """Whether the signals that leaked are the ones the planted kind should move."""
+    if kind == "clean":
+        return not leaking
+    if kind in PYTHON_LEAKS:
+        return "heap" in leaking
+    if kind == "native":
+        return bool(leaking & {"rss", "tree_rss"}) and "heap" not in leaking
+    if kind == "fd":
+        return "open_fds" in leaking
+    if kind == "asyncio_task":
+        return "asyncio_tasks" in leaking
+    raise ValueError(f"unknown case {kind!r}")
+
+
+def planted_rank(sites: list[Any], planted: str) -> int | None:
+    """1-based rank of the planted line among the report's sites (by file suffix and line)."""
+    for rank, site in enumerate(sites, start=1):
+        if str(site.key).replace("\\", "/").endswith(planted):
+            return rank
+    return None
+
+
+def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
+    report = reports.analyze(reports.load_run(run_dir))
+    kind = kind_of(case)
+    leaking = {s.name for s in report.signals if s.verdict == "leak"}
+    right = all(right_signal(kind_of(part), leaking) for part in case.split(","))
+    out = Outcome(case, rep, str(run_dir), duration_s=report.duration_s, verdict=report.verdict,
+                  driver=report.driver, leaking=sorted(leaking), right_signal=right)
+    last = report.rows[-1] if report.rows else {}
+    ops = last.get("ops") or {}
+    out.messages, out.sessions = int(ops.get("messages") or 0), int(ops.get("sessions_created") or 0)
+    heap = report.signal("heap")
+    if heap is not None and heap.unit == "bytes" and heap.trend is not None:
+        out.heap_growth_kb = (heap.last - heap.first) / 1024
+        per_msg = next((r for r in heap.per_op if r.op == "messages"), None)
+        out.heap_per_message_b = per_msg.per_op if per_msg else None
+    out.top_site = report.sites[0].key if report.sites else None
+    if kind in SITE_LINES:
+        out.planted_site = f"demo_engine/leaks.py:{SITE_LINES[kind]}"
+        out.planted_rank = planted_rank(report.sites, out.planted_site)
+    if report.legacy is not None:
+        out.legacy_leak = report.legacy.leak
+        out.legacy_growth_mb = report.legacy.growth_mb
+        out.legacy_slope_mb_h = report.legacy.ols_mb_per_hour
+    return out
+
+
+def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Outcome:
+    """One real run: engine under memsoak-run, headless Locust with the plugin, offline analysis."""
+    run_id = f"{case.replace(':', '-')}-r{rep}-{time.strftime('%H%M%S')}"
+    leaks = [] if case == "clean" else [case]
+    log = tempfile.NamedTemporaryFile(prefix="verdict-real-engine-", suffix=".log", delete=False)
+    engine = DemoEngine(leaks=leaks, interval_s=args.interval, tracemalloc_frames=args.frames, log=log,
+                        engine_args=[*args.engine_args])
+    folder = Path(locustfiles.__file__).parent
+    try:
+        engine.start()
+        command = [sys.executable, "-m", "locust", "-f", str(folder), "--headless", "--host", engine.url,
+                   "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration}s",
+                   "--hook-url", engine.hook_url, "--results-dir", str(results), "--run-id", run_id,
+                   "--sample-interval-s", str(args.interval), "--tracemalloc-frames", str(args.frames),
+                   "--only-summary", "--loglevel", "WARNING", *args.locust_args]
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=args.duration + 180, check=False)
+    except (EngineError, subprocess.TimeoutExpired) as exc:
+        return Outcome(case, rep, str(results / run_id), error=str(exc).splitlines()[0])
+    finally:
+        engine.stop()
+        log.close()
+    run_dir = results / run_id
+    if not (run_dir / "series.jsonl").exists():
+        return Outcome(case, rep, str(run_dir), error=f"no series.jsonl (engine log {log.name})")
+    return evaluate(run_dir, case, rep)
+
+
+def _pct(hits: int, n: int) -> str:
+    return f"{hits}/{n}" if n else "-"
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    lines = ["| case | runs | memsoak: leak called | right signal | planted line first | "
+             "original: leak called | heap per message (B) | msgs/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    cases = list(dict.fromkeys(o.case for o in outcomes))
+    for case in cases:
+        rows = [o for o in outcomes if o.case == case and o.error is None]
+        kind = kind_of(case)
+        called = sum(o.verdict == "leak" for o in rows)
+        right = sum(bool(o.right_signal) for o in rows)
+        first = (_pct(sum(o.planted_rank == 1 for o in rows), len(rows))
+                 if kind in PYTHON_LEAKS else "n/a")
+        legacy = sum(bool(o.legacy_leak) for o in rows)
+        per_msg = [o.heap_per_message_b for o in rows if o.heap_per_message_b is not None]
+        msgs = [o.messages for o in rows]
+        label = "false alarms" if kind == "clean" else "detected"
+        lines.append(f"| {case} | {len(rows)} | {_pct(called, len(rows))} ({label}) | {_pct(right, len(rows))} | "
+                     f"{first} | {_pct(legacy, len(rows))} | "
+                     f"{', '.join(f'{v:.0f}' for v in per_msg) or '-'} | "
+                     f"{', '.join(str(m) for m in msgs) or '-'} |")
+    detail = ["", "| case | rep | verdict | leaking signals | top site (planted rank) | "
+                  "original: RSS growth MB, OLS MB/h |", "|---|---|---|---|---|---|"]
+    for o in outcomes:
+        if o.error:
+            detail.append(f"| {o.case} | {o.rep} | error: {o.error} | | | |")
+            continue
+        top = (o.top_site or "-").replace(str(Path.cwd()) + "/", "")
+        detail.append(f"| {o.case} | {o.rep} | {o.verdict} | {', '.join(o.leaking) or '-'} | "
+                      f"{top} ({o.planted_rank if o.planted_rank else '-'}) | "
+                      f"{o.legacy_growth_mb:+.1f}, {o.legacy_slope_mb_h:+.1f} |")
+    return "\n".join(lines + detail)
+
+
+def parse_case(text: str) -> str:
+    name, _, size = text.partition(":")
+    if name != "clean" and name not in SITE_LINES:
+        raise argparse.ArgumentTypeError(f"unknown case {name!r}: clean or one of {', '.join(SITE_LINES)}")
+    if size and not size.isdigit():
+        raise argparse.ArgumentTypeError(f"size {size!r} in {text!r} must be whole bytes per operation")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default=",".join(DEFAULT_CASES),
+                        help="comma list of cases: clean or NAME[:BYTES_PER_OP] (default: all)")
+    parser.add_argument("--duration", type=int, default=300, help="seconds per run (default 300)")
+    parser.add_argument("--repeat", type=int, default=1, help="repetitions of each case (default 1)")
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--spawn-rate", type=float, default=5.0)
+    parser.add_argument("--interval", type=float, default=1.0, help="sampling interval, s")
+    parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames from the start")
+    parser.add_argument("--engine-arg", dest="engine_args", action="append", default=None,
+                        help=f"demo engine flag (repeatable; default {' '.join(ENGINE_ARGS)})")
+    parser.add_argument("--locust-arg", dest="locust_args", action="append", default=None,
+                        help=f"extra Locust flag (repeatable; default {' '.join(LOCUST_ARGS)})")
+    parser.add_argument("--results", default="", help="where run directories go (default: a temp dir)")
+    parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        cases = [parse_case(c.strip()) for c in args.kinds.split(",") if c.strip()]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    if args.duration < 30 or args.repeat < 1 or args.users < 1:
+        parser.error("--duration must be >= 30 s, --repeat and --users >= 1")
+    args.engine_args = ENGINE_ARGS if args.engine_args is None else args.engine_args
+    args.locust_args = LOCUST_ARGS if args.locust_args is None else args.locust_args
+    results = Path(args.results or tempfile.mkdtemp(prefix="verdict-real-"))
+    outcomes: list[Outcome] = []
+    for rep in range(1, args.repeat + 1):
+        for case in cases:
+            outcome = run_case(case, rep, args, results)
+            outcomes.append(outcome)
+            print(f"{case} r{rep}: {outcome.verdict} {outcome.leaking} top={outcome.top_site} "
+                  f"rank={outcome.planted_rank} legacy={outcome.legacy_leak} msgs={outcome.messages} "
+                  f"{outcome.error or ''}", file=sys.stderr, flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
+    print(f"{args.duration} s runs, {args.users} users, engine {' '.join(args.engine_args)}, "
+          f"locust {' '.join(args.locust_args)}; run dirs under {results}\n")
+    print(markdown(outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
