@@ -27,6 +27,20 @@ def ws_url(host: str, path: str, api_key: str) -> str:
     return f"{scheme}://{parts.netloc}{path}?{urlencode({'api_key': api_key})}"
 
 
+def close_quietly(conn: websocket.WebSocket) -> None:
+    """Send the close frame and drop the socket, without waiting for the server's answer.
+
+    websocket-client's close() waits up to 3 s for the server's close frame inside a bare `except:`,
+    which swallows the GreenletExit Locust uses to stop a user: a user stopped there would never
+    die and the test would never end.
+    """
+    try:
+        conn.send_close()
+    except Exception:  # the peer may be gone already; the socket is dropped below either way
+        pass
+    conn.shutdown()
+
+
 class StreamUser(ChatSessionUser):
     """Create a session over REST, stream messages over one WebSocket, then end or leave it."""
 
@@ -55,7 +69,7 @@ class StreamUser(ChatSessionUser):
                 if not self.stream_one(conn, name):
                     break
         finally:
-            conn.close()
+            close_quietly(conn)
         self.finish_session(session_id)
 
     def stream_one(self, conn: websocket.WebSocket, name: str) -> bool:
