@@ -12,7 +12,7 @@ Runs go one after another (two cores: parallel runs would disturb each other). P
 
     python bench/verdict_real.py                                    # every case, 5 min, 1 repetition
     python bench/verdict_real.py --kinds clean,score_history:64 --repeat 3
-    python bench/verdict_real.py --duration 90 --kinds fd,native:65536 --json out.json
+    python bench/verdict_real.py --duration 90 --kinds fd+asyncio_task:0,native:65536 --json out.json
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from memsoak.engine import DemoEngine, EngineError
 # Bytes per op of each case ("per" is session or message, see demo_engine/leaks.py).
 DEFAULT_CASES = ("clean", "session_state:1024", "session_state:4096", "response_cache:256",
                  "response_cache:1024", "score_history:64", "score_history:256", "score_history:1024",
-                 "native:16384", "native:65536", "fd", "asyncio_task:256")
+                 "native:16384", "native:65536", "fd+asyncio_task:256")
 PYTHON_LEAKS = ("session_state", "response_cache", "score_history")
 # The demo engine's bounded state, small enough to fill during warm-up (see docs/real-runs.md).
 ENGINE_ARGS = ["--max-live-sessions", "50", "--cache-entries", "64", "--session-idle-s", "30"]
@@ -97,7 +97,7 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
     report = reports.analyze(reports.load_run(run_dir))
     kind = kind_of(case)
     leaking = {s.name for s in report.signals if s.verdict == "leak"}
-    right = all(right_signal(kind_of(part), leaking) for part in case.split(","))
+    right = all(right_signal(kind_of(part), leaking) for part in case.split("+"))
     out = Outcome(case, rep, str(run_dir), duration_s=report.duration_s, verdict=report.verdict,
                   driver=report.driver, leaking=sorted(leaking), right_signal=right)
     last = report.rows[-1] if report.rows else {}
@@ -122,7 +122,7 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
 def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Outcome:
     """One real run: engine under memsoak-run, headless Locust with the plugin, offline analysis."""
     run_id = f"{case.replace(':', '-')}-r{rep}-{time.strftime('%H%M%S')}"
-    leaks = [] if case == "clean" else [case]
+    leaks = [] if case == "clean" else case.split("+")
     log = tempfile.NamedTemporaryFile(prefix="verdict-real-engine-", suffix=".log", delete=False)
     engine = DemoEngine(leaks=leaks, interval_s=args.interval, tracemalloc_frames=args.frames, log=log,
                         engine_args=[*args.engine_args])
@@ -185,11 +185,15 @@ def markdown(outcomes: list[Outcome]) -> str:
 
 
 def parse_case(text: str) -> str:
-    name, _, size = text.partition(":")
-    if name != "clean" and name not in SITE_LINES:
-        raise argparse.ArgumentTypeError(f"unknown case {name!r}: clean or one of {', '.join(SITE_LINES)}")
-    if size and not size.isdigit():
-        raise argparse.ArgumentTypeError(f"size {size!r} in {text!r} must be whole bytes per operation")
+    """clean, NAME[:BYTES] or several leaks in one run joined by '+' (fd+asyncio_task)."""
+    for part in text.split("+"):
+        name, _, size = part.partition(":")
+        if name == "clean" and part != text:
+            raise argparse.ArgumentTypeError(f"{text!r}: clean cannot be combined with a leak")
+        if name != "clean" and name not in SITE_LINES:
+            raise argparse.ArgumentTypeError(f"unknown case {name!r}: clean or one of {', '.join(SITE_LINES)}")
+        if size and not size.isdigit():
+            raise argparse.ArgumentTypeError(f"size {size!r} in {text!r} must be whole bytes per operation")
     return text
 
 

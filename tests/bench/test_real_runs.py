@@ -22,13 +22,13 @@ pytestmark = pytest.mark.slow
 DURATION_S = 40
 
 CASES = {
-    "clean": ["clean"],
-    "session_state": ["session_state:16384"],
-    "response_cache": ["response_cache:4096"],
-    "score_history": ["score_history:4096"],
-    "native": ["native:16384"],
+    "clean": "clean",
+    "session_state": "session_state:16384",
+    "response_cache": "response_cache:4096",
+    "score_history": "score_history:4096",
+    "native": "native:16384",
     # Two resource leaks on separate signals share one run to keep CI short.
-    "fd_and_task": ["fd", "asyncio_task:0"],
+    "fd_and_task": "fd+asyncio_task:0",
 }
 
 
@@ -42,8 +42,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("real-runs")
 
 
-def run(case: list[str], results: Path) -> verdict_real.Outcome:
-    outcome = verdict_real.run_case(",".join(case), 1, options(DURATION_S), results)
+def run(case: str, results: Path) -> verdict_real.Outcome:
+    outcome = verdict_real.run_case(case, 1, options(DURATION_S), results)
     assert outcome.error is None, outcome.error
     assert outcome.messages > 0, "the load never reached the engine"
     return outcome
