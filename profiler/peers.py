@@ -46,8 +46,8 @@ def list_peers(peer_dir: str | None, own_pid: int) -> list[dict[str, Any]]:
             continue
         path = os.path.join(peer_dir, name)
         try:
-            with open(path) as handle:
-                entry = json.load(handle)
+            with open(path, "rb") as handle:  # binary: see probes._read_proc on text mode
+                entry = json.loads(handle.read())
             pid, port = int(entry["pid"]), int(entry["port"])
         except (OSError, ValueError, KeyError, TypeError):
             continue

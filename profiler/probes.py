@@ -39,16 +39,32 @@ def _proc_children(pid: int) -> list[int]:
     found: list[int] = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as handle:
-                found.extend(int(child) for child in handle.read().split())
+            found.extend(int(child) for child in _read_proc(f"/proc/{pid}/task/{tid}/children").split())
         except OSError:  # the thread ended while we looked
             continue
     return found
 
 
+def _read_proc(path: str) -> bytes:
+    """A small /proc file, read raw: no text-mode open() in the sampler.
+
+    A text-mode open() makes CPython 3.11 look attributes up by names it creates afresh at each call
+    (codec lookups), and the interpreter's type attribute cache keeps up to 4096 such names alive:
+    measured under the hook at 1 Hz on an idle engine, +16 KB of traced heap in 4 minutes, still
+    rising, which a soak reads as the engine's own Python heap growth.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(fd, 65536)]
+        while chunks[-1] and len(chunks) < 64:  # /proc files are small; bounded anyway
+            chunks.append(os.read(fd, 65536))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _statm_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as handle:
-        return int(handle.read().split()[1]) * _PAGE
+    return int(_read_proc(f"/proc/{pid}/statm").split()[1]) * _PAGE
 
 
 def tree(proc: psutil.Process) -> dict[str, Any]:
