@@ -75,6 +75,7 @@ class Hook:
         self.started = False
         self.error: str | None = None
         self.started_at = time.time()
+        self._cmdline: list[str] | None = None
         self.errors = ErrorCounts()
         self.ring = SampleRing(SAMPLE_FIELDS, FLOAT_FIELDS, config.capacity)
         self.snapshots: SnapshotStore | None = SnapshotStore(config.peer_dir, config.trim_after_snapshot)
@@ -130,10 +131,15 @@ class Hook:
 
     def health(self) -> dict[str, Any]:
         tracing = tracemalloc.is_tracing()
-        try:
-            cmdline = psutil.Process(self.pid).cmdline()
-        except psutil.Error:
-            cmdline = list(sys.argv)
+        # read once: psutil reads /proc/PID/cmdline in text mode, which leaves names alive in
+        # CPython's type attribute cache at each call (docs/hook.md, "the hook's own footprint")
+        cmdline = self._cmdline
+        if cmdline is None:
+            try:
+                cmdline = psutil.Process(self.pid).cmdline()
+            except psutil.Error:
+                cmdline = list(sys.argv)
+            self._cmdline = cmdline
         return {
             "pid": self.pid, "ppid": os.getppid(), "hook_version": HOOK_VERSION,
             "python": sys.version.split()[0], "started_at": self.started_at, "mode": self.mode,

@@ -4,6 +4,7 @@ import sys
 import textwrap
 
 import psutil
+import pytest
 
 from hookhelp import ALLOC_ENGINE, free_port, http, port_is_free, start, wait_for
 
@@ -57,7 +58,8 @@ def _settled_traced(hook: str) -> int:
     return min(sample["traced_current_bytes"] for sample in samples)
 
 
-def test_the_hooks_own_traced_footprint_does_not_grow_with_samples_or_polls(port) -> None:
+@pytest.mark.parametrize("route", ["/samples?since={n}&limit=2", "/health"])
+def test_the_hooks_own_traced_footprint_does_not_grow_with_samples_or_polls(port, route) -> None:
     """On an idle engine, sampling and polling must leave the traced heap flat.
 
     Sampling runs at 100 Hz and /samples is polled with a new `since` (a new URL) each time, so a
@@ -73,14 +75,16 @@ def test_the_hooks_own_traced_footprint_does_not_grow_with_samples_or_polls(port
     polls = 600
 
     def poll_phase(offset: int) -> None:
-        for since in range(offset, offset + polls):
-            assert http(engine.hook + f"/samples?since={since}&limit=2")[0] == 200
+        for n in range(offset, offset + polls):
+            assert http(engine.hook + route.format(n=n))[0] == 200
 
     poll_phase(0)  # warm-up: first-use imports, buffers, thread-local state
     before = _settled_traced(engine.hook)
     poll_phase(10_000)
     after = _settled_traced(engine.hook)
     per_poll = (after - before) / polls
-    # measured (400 polls, 6 runs): 1-2 B/poll after the fix, 19-34 B/poll before it (after a
-    # warm-up that already filled urlsplit's cache); the bound sits between with margin both ways
+    # measured (/samples, 400 polls, 6 runs): 1-2 B/poll after the fix, 19-34 B/poll before it
+    # (after a warm-up that already filled urlsplit's cache); /health: 0.5 after, 7 before (psutil
+    # read the cmdline in text mode per call). The bound sits between for /samples, with margin for
+    # noise (+-3 B/poll seen); for /health it only catches regressions larger than that one
     assert per_poll < 8, f"traced heap grew {after - before} B over {polls} polls ({per_poll:.0f} B/poll)"
