@@ -11,26 +11,16 @@ from typing import Any
 
 from locust import events
 
-from reports.settings import SETTINGS
+from reports.settings import SETTINGS, Setting
 
 QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
 
 
 @dataclass(frozen=True)
-class PluginArg:
-    name: str
-    type: type
-    default: Any
-    help: str
+class PluginArg(Setting):
+    """A plugin-only argument: named like the analysis settings (same flag and env var rule)."""
+
     secret: bool = False
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env_var(self) -> str:
-        return "MEMSOAK_" + self.name.upper()
 
 
 PLUGIN_ARGS: tuple[PluginArg, ...] = (
