@@ -114,6 +114,56 @@ def rank_types(type_diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
     return [s for s in ranked if s.growth > 0][:top_n]
 
 
+@dataclass(frozen=True)
+class NetGrowth:
+    """The traced heap's net growth between two snapshots, from their diff(s)."""
+    total_bytes: float
+    base: str
+    head: str
+    base_t: float | None       # harness seconds of the base and head snapshots, when known
+    head_t: float | None
+
+    def covers(self, start_s: float, end_s: float, tolerance_s: float) -> bool:
+        """Whether the snapshots bracket [start_s, end_s] (within tolerance_s at either end)."""
+        return (self.base_t is not None and self.head_t is not None
+                and self.base_t <= start_s + tolerance_s and self.head_t >= end_s - tolerance_s)
+
+    def describe(self) -> str:
+        return f"tracemalloc {self.base} -> {self.head} net {self.total_bytes / 1024:+.0f} KB"
+
+
+def _snapshot_t(label: str, taken_at: Any, label_t: dict[str, float], wall0: float | None) -> float | None:
+    if label in label_t:
+        return label_t[label]
+    if wall0 is not None and isinstance(taken_at, (int, float)):
+        return float(taken_at) - wall0
+    return None
+
+
+def net_growth(diffs: list[dict[str, Any]], label_t: dict[str, float],
+               wall0: float | None = None) -> NetGrowth | None:
+    """Live-heap growth over the widest span the diffs cover: the chain of consecutive intervals
+    summed (baseline -> checkpoint -> final) or one diff, whichever spans longer. A snapshot's
+    traces are copied at one moment of the engine's garbage cycle, not the series' saw-tooth, so
+    garbage waiting for a full collection weighs alike at both ends. `label_t` maps snapshot labels
+    to harness seconds (the `snapshot` events); `wall0` is the wall clock of t = 0, a fallback."""
+    if not diffs:
+        return None
+    intervals, _ = chain(diffs)
+    candidates = [intervals] if intervals else []
+    candidates += [[d] for d in diffs if not (len(intervals) == 1 and d is intervals[0])]
+    found = []
+    for path in candidates:
+        base, head = str(path[0].get("base")), str(path[-1].get("head"))
+        found.append(NetGrowth(sum(float(d.get("total_size_diff") or 0) for d in path), base, head,
+                               _snapshot_t(base, path[0].get("base_taken_at"), label_t, wall0),
+                               _snapshot_t(head, path[-1].get("head_taken_at"), label_t, wall0)))
+    timed = [g for g in found if g.base_t is not None and g.head_t is not None]
+    if not timed:
+        return found[0]
+    return max(timed, key=lambda g: g.head_t - g.base_t)
+
+
 RESOURCE_KEYS = {"open_fds": "fd_targets", "threads": "thread_names", "asyncio_tasks": "task_names"}
 
 

@@ -191,3 +191,56 @@ def test_short_run_heap_drift_below_the_growth_floor_passes_but_a_bigger_one_lea
     assert drift.verdict == "pass" and "heap_min_growth_mb" in drift.reason
     leak = classify(SPECS["heap_traced"], t, (20 + 1.0 * t / 240 + noise) * MB, settings)
     assert leak.verdict == "leak"
+
+
+def _quick_run_with_garbage(tmp_path, name, diffs=None):
+    """A clean 5-minute run as measured on the demo engine: the live heap flat after warm-up, and
+    garbage that waits in generation 2 until a snapshot's allocations trigger a full collection
+    (baseline at 76 s, checkpoint at 189 s), so the series saw-tooths up between snapshots."""
+    t = np.arange(301) * 1.0
+    rng = np.random.default_rng(21)
+    last_full_gc = np.array([max([g for g in (76.0, 189.0) if g <= x], default=0.0) for x in t])
+    garbage = 0.15 * (t - last_full_gc) / 113
+    heap = 20 + 0.5 * np.minimum(t / 60, 1) + garbage + rng.normal(0, 0.004, len(t))
+    rows = synth.make_rows(t, 100 + rng.normal(0, 0.3, len(t)), heap_mb=heap)
+    events = [{"type": "test_start", "t": 0.0, "t_wall": 1.7e9},
+              {"type": "snapshot", "t": 76.0, "label": "baseline"}, {"type": "warmup_end", "t": 76.0},
+              {"type": "snapshot", "t": 189.0, "label": "checkpoint-1"},
+              {"type": "snapshot", "t": 300.0, "label": "final"}]
+    run_dir = synth.write_run(tmp_path / name, rows, events=events, diffs=diffs)
+    return reports.analyze(reports.load_run(run_dir)).signal("heap")
+
+
+def _diffs(first_kb, second_kb, last="final"):
+    at = {"baseline": 1.7e9 + 76, "checkpoint-1": 1.7e9 + 189, "final": 1.7e9 + 300}
+    found = {"diff-baseline--checkpoint-1.json": synth.diff(
+        "baseline", "checkpoint-1", (at["baseline"], at["checkpoint-1"]),
+        [synth.site("demo_engine/storage.py", 94, int(first_kb * 1024))])}
+    if last == "final":
+        found["diff-checkpoint-1--final.json"] = synth.diff(
+            "checkpoint-1", "final", (at["checkpoint-1"], at["final"]),
+            [synth.site("demo_engine/storage.py", 94, int(second_kb * 1024))])
+    return found
+
+
+def test_garbage_between_snapshots_is_not_a_heap_leak_when_the_diff_shows_no_live_growth(tmp_path):
+    # Removing the snapshot-time drops (the full collections) turns the saw-tooth into 0.30 MB of
+    # "growth"; the tracemalloc diff baseline -> final (-10 KB) shows the live heap did not grow.
+    without_diffs = _quick_run_with_garbage(tmp_path, "series-only")
+    assert without_diffs.verdict == "leak", without_diffs.reason   # what the series alone says
+    gated = _quick_run_with_garbage(tmp_path, "with-diffs", _diffs(20, -30))
+    assert gated.verdict == "pass", gated.reason
+    assert "tracemalloc baseline -> final net -10 KB" in gated.reason
+    assert "heap_min_growth_mb" in gated.reason
+
+
+def test_live_growth_in_the_diff_confirms_the_heap_leak(tmp_path):
+    confirmed = _quick_run_with_garbage(tmp_path, "leak", _diffs(330, 340))
+    assert confirmed.verdict == "leak", confirmed.reason
+    assert "net +670 KB confirms it" in confirmed.reason
+
+
+def test_a_diff_that_does_not_cover_the_window_leaves_the_verdict_to_the_series(tmp_path):
+    partial = _quick_run_with_garbage(tmp_path, "partial", _diffs(-10, 0, last="checkpoint-1"))
+    assert partial.verdict == "leak", partial.reason
+    assert "tracemalloc" not in partial.reason.split(";")[0]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import reports_synth as synth
-from reports.attribution import rank_sites, rank_types, resource_growth
+from reports.attribution import net_growth, rank_sites, rank_types, resource_growth
 
 T = [("2026-01-01T00:0%d" % i, "2026-01-01T00:0%d" % (i + 1)) for i in range(4)]
 
@@ -51,3 +51,17 @@ def test_engine_frame_is_the_first_frame_outside_libraries():
                          "/srv/engine/app.py:77", "/srv/engine/main.py:5"]
     ranked = rank_sites([synth.diff("a", "b", T[0], [site])], top_n=3)
     assert ranked[0].engine_frame == "/srv/engine/app.py:77"
+
+
+def test_net_growth_sums_the_chain_and_prefers_the_widest_span():
+    chained = [synth.diff("baseline", "cp1", ("1", "2"), [synth.site("a.py", 1, 300)]),
+               synth.diff("cp1", "final", ("2", "3"), [synth.site("a.py", 1, -100)])]
+    label_t = {"baseline": 76.0, "cp1": 189.0, "final": 300.0}
+    net = net_growth(chained, label_t)
+    assert (net.total_bytes, net.base, net.head, net.base_t, net.head_t) == (200, "baseline", "final", 76.0, 300.0)
+    assert net.covers(80.0, 299.0, 10.0) and not net.covers(60.0, 299.0, 10.0)
+    # a diff of its own that spans longer than the chain wins; wall clock when no event names it
+    wide = synth.diff("start", "final", (1000.0 + 5, 1000.0 + 300), [synth.site("a.py", 1, 900)])
+    net = net_growth([*chained, wide], label_t, wall0=1000.0)
+    assert (net.total_bytes, net.base, net.base_t) == (900, "start", 5.0)
+    assert net_growth([], label_t) is None
