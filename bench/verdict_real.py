@@ -1,8 +1,8 @@
 """Real runs against the demo engine: does the verdict find each planted leak, on the right signal?
 
 Each case starts the demo engine under `memsoak-run` (with one planted leak at one size, or none),
-drives it headless with `locust -f locustfiles` and the memsoak plugin (what `memsoak demo` does,
-with the load and engine flags spelled out here), then re-analyses the run directory offline with
+drives it headless with `locust -f locustfiles` and the memsoak plugin (the very engine and Locust
+commands of `memsoak demo`, with its defaults: one source of truth for the load), then re-analyses the run directory offline with
 `reports.analyze`. Per case and repetition it records memsoak's verdict, the signals that leaked,
 whether the right signal leaked (Python leaks on the heap, `native` on RSS and not on the heap,
 `fd` on open fds, `asyncio_task` on tasks), whether the top tracemalloc site is the planted line
@@ -26,21 +26,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import locustfiles
 import reports
 from demo_engine.leaks import SITE_LINES
-from memsoak.engine import DemoEngine, EngineError
+from memsoak.commands import demo
+from reports.attribution import net_growth
+from memsoak.engine import EngineError
 
 # Bytes per op of each case ("per" is session or message, see demo_engine/leaks.py).
 DEFAULT_CASES = ("clean", "session_state:1024", "session_state:4096", "response_cache:256",
                  "response_cache:1024", "score_history:64", "score_history:256", "score_history:1024",
                  "native:16384", "native:65536", "fd+asyncio_task:256")
 PYTHON_LEAKS = ("session_state", "response_cache", "score_history")
-# The demo engine's bounded state, small enough to fill during warm-up (see docs/real-runs.md).
-ENGINE_ARGS = ["--max-live-sessions", "50", "--cache-entries", "64", "--session-idle-s", "30"]
-# More messages in the window: a 64 B/message leak needs ~2,500 messages after warm-up to pass
-# the heap's 0.25 MB floor. Think time 0.1-0.5 s at 10 users gives ~25 messages/s here.
-LOCUST_ARGS = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
 
 
 @dataclass
@@ -56,6 +52,8 @@ class Outcome:
     leaking: list[str] = field(default_factory=list)
     right_signal: bool | None = None
     heap_growth_kb: float | None = None
+    heap_net_diff_kb: float | None = None   # tracemalloc baseline -> final, the live heap's growth
+    heap_reason: str | None = None
     heap_per_message_b: float | None = None
     top_site: str | None = None
     planted_site: str | None = None
@@ -93,6 +91,14 @@ def planted_rank(sites: list[Any], planted: str) -> int | None:
     return None
 
 
+def net_heap_growth(run_dir: Path) -> Any:
+    """tracemalloc's net growth between the run's widest pair of snapshots (reports.attribution)."""
+    run = reports.load_run(run_dir)
+    label_t = {str(e.get("label")): float(e["t"]) for e in run.events
+               if e.get("type") == "snapshot" and e.get("t") is not None}
+    return net_growth(run.diffs, label_t)
+
+
 def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
     report = reports.analyze(reports.load_run(run_dir))
     kind = kind_of(case)
@@ -108,6 +114,9 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
         out.heap_growth_kb = (heap.last - heap.first) / 1024
         per_msg = next((r for r in heap.per_op if r.op == "messages"), None)
         out.heap_per_message_b = per_msg.per_op if per_msg else None
+        out.heap_reason = heap.reason
+    net = net_heap_growth(run_dir)
+    out.heap_net_diff_kb = None if net is None else net.total_bytes / 1024
     out.top_site = report.sites[0].key if report.sites else None
     if kind in SITE_LINES:
         out.planted_site = f"demo_engine/leaks.py:{SITE_LINES[kind]}"
@@ -122,18 +131,17 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
 def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Outcome:
     """One real run: engine under memsoak-run, headless Locust with the plugin, offline analysis."""
     run_id = f"{case.replace(':', '-')}-r{rep}-{time.strftime('%H%M%S')}"
-    leaks = [] if case == "clean" else case.split("+")
+    # The namespace `memsoak demo` parses: same engine, same Locust command, same defaults.
+    options = argparse.Namespace(
+        leak=[] if case == "clean" else case.split("+"), duration=args.duration, users=args.users,
+        spawn_rate=args.spawn_rate, results=str(results), interval=args.interval,
+        tracemalloc_frames=args.frames, engine_arg=list(args.engine_args), sweep=False,
+        locust_args=[*args.locust_args, "--loglevel", "WARNING"])
     log = tempfile.NamedTemporaryFile(prefix="verdict-real-engine-", suffix=".log", delete=False)
-    engine = DemoEngine(leaks=leaks, interval_s=args.interval, tracemalloc_frames=args.frames, log=log,
-                        engine_args=[*args.engine_args])
-    folder = Path(locustfiles.__file__).parent
+    engine = demo.demo_engine(options, log)
     try:
         engine.start()
-        command = [sys.executable, "-m", "locust", "-f", str(folder), "--headless", "--host", engine.url,
-                   "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration}s",
-                   "--hook-url", engine.hook_url, "--results-dir", str(results), "--run-id", run_id,
-                   "--sample-interval-s", str(args.interval), "--tracemalloc-frames", str(args.frames),
-                   "--only-summary", "--loglevel", "WARNING", *args.locust_args]
+        command = demo.locust_command(options, engine, run_id)
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=args.duration + 180, check=False)
     except (EngineError, subprocess.TimeoutExpired) as exc:
@@ -203,14 +211,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list of cases: clean or NAME[:BYTES_PER_OP] (default: all)")
     parser.add_argument("--duration", type=int, default=300, help="seconds per run (default 300)")
     parser.add_argument("--repeat", type=int, default=1, help="repetitions of each case (default 1)")
-    parser.add_argument("--users", type=int, default=10)
-    parser.add_argument("--spawn-rate", type=float, default=5.0)
-    parser.add_argument("--interval", type=float, default=1.0, help="sampling interval, s")
-    parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames from the start")
-    parser.add_argument("--engine-arg", dest="engine_args", action="append", default=None,
-                        help=f"demo engine flag (repeatable; default {' '.join(ENGINE_ARGS)})")
-    parser.add_argument("--locust-arg", dest="locust_args", action="append", default=None,
-                        help=f"extra Locust flag (repeatable; default {' '.join(LOCUST_ARGS)})")
+    parser.add_argument("--users", type=int, default=demo.USERS)
+    parser.add_argument("--spawn-rate", type=float, default=demo.SPAWN_RATE)
+    parser.add_argument("--interval", type=float, default=demo.INTERVAL_S, help="sampling interval, s")
+    parser.add_argument("--frames", type=int, default=demo.TRACEMALLOC_FRAMES,
+                        help="tracemalloc frames from the start")
+    parser.add_argument("--engine-arg", dest="engine_args", action="append", default=[],
+                        help=f"demo engine flag after the demo's {' '.join(demo.ENGINE_BOUNDS)} (repeatable)")
+    parser.add_argument("--locust-arg", dest="locust_args", action="append", default=[],
+                        help=f"Locust flag after the demo's {' '.join(demo.DEMO_LOAD)} (repeatable)")
     parser.add_argument("--results", default="", help="where run directories go (default: a temp dir)")
     parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
     args = parser.parse_args(argv)
@@ -220,8 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if args.duration < 30 or args.repeat < 1 or args.users < 1:
         parser.error("--duration must be >= 30 s, --repeat and --users >= 1")
-    args.engine_args = ENGINE_ARGS if args.engine_args is None else args.engine_args
-    args.locust_args = LOCUST_ARGS if args.locust_args is None else args.locust_args
     results = Path(args.results or tempfile.mkdtemp(prefix="verdict-real-"))
     outcomes: list[Outcome] = []
     for rep in range(1, args.repeat + 1):
@@ -233,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{outcome.error or ''}", file=sys.stderr, flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
-    print(f"{args.duration} s runs, {args.users} users, engine {' '.join(args.engine_args)}, "
-          f"locust {' '.join(args.locust_args)}; run dirs under {results}\n")
+    print(f"{args.duration} s runs, {args.users} users, engine {' '.join(demo.ENGINE_BOUNDS + args.engine_args)}, "
+          f"locust {' '.join(demo.DEMO_LOAD + args.locust_args)}; run dirs under {results}\n")
     print(markdown(outcomes))
     return 0
 

@@ -3,7 +3,8 @@
 Starts the demo engine under `memsoak-run` on free loopback ports (optionally with planted leaks),
 runs a headless Locust soak with the memsoak plugin against it, prints where the report is, stops
 the engine, and exits with the run's code (0 pass, 10 leak, 11 RSS limit, 12 engine lost, 13 bad
-configuration). Arguments after `--` go to Locust unchanged (e.g. `-- --think-max-s 0.5`).
+configuration). Arguments after `--` go to Locust unchanged and win over the demo's load defaults
+(e.g. `-- --think-min-s 0.5 --think-max-s 2` for the locustfiles' own, slower pace).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import locustfiles
 from memsoak.engine import DemoEngine, EngineError
@@ -26,7 +28,17 @@ BAD_CONFIG = 13
 # The demo engine's legitimate state is bounded (LRU sessions, response cache). A compressed soak
 # cannot tell a bound that is still filling from a leak, so the demo runs the engine with bounds
 # small enough to fill during warm-up, as a production engine's would within its first hours.
-ENGINE_BOUNDS = ["--max-live-sessions", "50", "--cache-entries", "64"]
+# Sessions left open leave memory after 30 s instead of the engine's 600 s, also within the soak.
+ENGINE_BOUNDS = ["--max-live-sessions", "50", "--cache-entries", "64", "--session-idle-s", "30"]
+# A quick soak's sensitivity is set by operations, not minutes: a 64 B/message leak needs
+# ~2,500 messages after warm-up to clear the heap's 0.25 MB floor. The locustfiles' own think
+# time (0.5-2 s, a human's pace) gives 10 users ~1,100 messages in 5 minutes; 0.1-0.5 s gives
+# ~6,000 (docs/real-runs.md). Real engines keep the locustfiles' pace unless asked.
+DEMO_LOAD = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
+USERS = 10
+SPAWN_RATE = 5.0
+INTERVAL_S = 1.0
+TRACEMALLOC_FRAMES = 1
 LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
 
 
@@ -55,13 +67,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long the soak runs: 120, 90s, 5m, 1h30m (default: --quick, 5 minutes)")
     parser.add_argument("--quick", action="store_true", default=True,
                         help="5-minute smoke soak (the default when --duration is not given)")
-    parser.add_argument("--users", type=int, default=10, help="concurrent chat users (default 10)")
-    parser.add_argument("--spawn-rate", type=float, default=5.0, help="users started per second (default 5)")
+    parser.add_argument("--users", type=int, default=USERS, help=f"concurrent chat users (default {USERS})")
+    parser.add_argument("--spawn-rate", type=float, default=SPAWN_RATE,
+                        help=f"users started per second (default {SPAWN_RATE:g})")
     parser.add_argument("--results", default="results", help="where run directories go (default results/)")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between memory samples (default 1)")
-    parser.add_argument("--tracemalloc-frames", type=int, default=1,
+    parser.add_argument("--interval", type=float, default=INTERVAL_S,
+                        help=f"seconds between memory samples (default {INTERVAL_S:g})")
+    parser.add_argument("--tracemalloc-frames", type=int, default=TRACEMALLOC_FRAMES,
                         help="trace the engine's heap from the start with N frames (0 = only from the "
-                             "baseline snapshot on; default 1)")
+                             f"baseline snapshot on; default {TRACEMALLOC_FRAMES})")
     parser.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for memsoak-demo-engine (repeatable), e.g. "
                              "--engine-arg=--llm-latency-ms=50; the defaults "
@@ -69,10 +83,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep", action="store_true",
                         help="use the mix-sweep load shape (phases that vary the action mix)")
     parser.add_argument("locust_args", nargs=argparse.REMAINDER,
-                        help="after --: extra Locust/memsoak arguments, passed through")
+                        help="after --: extra Locust/memsoak arguments, passed through; they win over "
+                             f"the demo's load {' '.join(DEMO_LOAD)}")
+
+
+def demo_engine(args: argparse.Namespace, log: Any) -> DemoEngine:
+    """The engine as the demo starts it: planted leaks, the bounds first, then --engine-arg."""
+    return DemoEngine(leaks=list(args.leak), interval_s=args.interval,
+                      tracemalloc_frames=args.tracemalloc_frames, log=log,
+                      engine_args=[*ENGINE_BOUNDS, *args.engine_arg])
 
 
 def locust_command(args: argparse.Namespace, engine: DemoEngine, run_id: str) -> list[str]:
+    """Headless Locust with the plugin; the demo's load first so that arguments after -- win."""
     folder = Path(locustfiles.__file__).parent
     files = str(folder) + (f",{folder / '_mix_sweep.py'}" if args.sweep else "")
     duration = args.duration if args.duration is not None else QUICK_S
@@ -81,7 +104,7 @@ def locust_command(args: argparse.Namespace, engine: DemoEngine, run_id: str) ->
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{duration}s",
             "--hook-url", engine.hook_url, "--results-dir", args.results, "--run-id", run_id,
             "--sample-interval-s", str(args.interval), "--tracemalloc-frames", str(args.tracemalloc_frames),
-            "--only-summary", *extra]
+            "--only-summary", *DEMO_LOAD, *extra]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,9 +113,7 @@ def run(args: argparse.Namespace) -> int:
         return BAD_CONFIG
     run_id = new_run_id()
     engine_log = tempfile.NamedTemporaryFile(prefix="memsoak-demo-engine-", suffix=".log", delete=False)
-    engine = DemoEngine(leaks=args.leak, interval_s=args.interval,
-                        tracemalloc_frames=args.tracemalloc_frames, log=engine_log,
-                        engine_args=[*ENGINE_BOUNDS, *args.engine_arg])
+    engine = demo_engine(args, engine_log)
     try:
         engine.start()
     except EngineError as exc:

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 DURATION_S = 60
 # Baseline and final snapshots only: the report leaves out 10 s around each snapshot, so a
 # checkpoint halfway through a one-minute run would leave too few samples to tell a trend.
-LOCUST_ARGS = [*verdict_real.LOCUST_ARGS, "--checkpoint-interval-s", "0"]
+# Everything else is `memsoak demo`'s defaults (engine bounds, load), as in the bench.
+LOCUST_ARGS = ["--checkpoint-interval-s", "0"]
 
 CASES = {
     "clean": "clean",
@@ -37,7 +38,7 @@ CASES = {
 
 def options(duration_s: int) -> argparse.Namespace:
     return argparse.Namespace(duration=duration_s, users=10, spawn_rate=10.0, interval=1.0, frames=1,
-                              engine_args=verdict_real.ENGINE_ARGS, locust_args=LOCUST_ARGS)
+                              engine_args=[], locust_args=LOCUST_ARGS)
 
 
 @pytest.fixture(scope="module")

@@ -61,3 +61,23 @@ def test_engine_that_cannot_start_is_one_line(tmp_path: Path) -> None:
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 13
     assert "Traceback" not in done.stderr and "memsoak demo:" in done.stderr
+
+
+def test_quick_demo_load_comes_first_so_arguments_after_dashes_win() -> None:
+    import argparse
+
+    from memsoak.commands import demo
+    from memsoak.engine import DemoEngine
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    engine = DemoEngine(port=1, hook_port=2)
+    default = demo.locust_command(parser.parse_args([]), engine, "run")
+    load = default.index("--think-min-s")
+    assert default[load:load + 4] == demo.DEMO_LOAD
+    override = demo.locust_command(parser.parse_args(["--", "--think-min-s", "0.5"]), engine, "run")
+    # argparse keeps the last value of a repeated flag: the user's
+    assert override[-2:] == ["--think-min-s", "0.5"] and override.index("--think-min-s") < len(override) - 2
+    args = parser.parse_args(["--leak", "score_history:64", "--engine-arg=--cache-entries=8"])
+    engine_args = demo.demo_engine(args, None).engine_args
+    assert engine_args[:len(demo.ENGINE_BOUNDS)] == demo.ENGINE_BOUNDS and engine_args[-1] == "--cache-entries=8"
