@@ -13,11 +13,13 @@ Runs go one after another (two cores: parallel runs would disturb each other). P
     python bench/verdict_real.py                                    # every case, 5 min, 1 repetition
     python bench/verdict_real.py --kinds clean,score_history:64 --repeat 3
     python bench/verdict_real.py --duration 90 --kinds fd+asyncio_task:0,native:65536 --json out.json
+    python bench/verdict_real.py --reanalyse /tmp/realruns-20261126/runs   # stored runs, today's reports/
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,7 +53,7 @@ class Outcome:
     driver: str | None = None
     leaking: list[str] = field(default_factory=list)
     right_signal: bool | None = None
-    heap_growth_kb: float | None = None
+    heap_growth_kb: float | None = None     # the heap series' growth over the analysed window
     heap_net_diff_kb: float | None = None   # tracemalloc baseline -> final, the live heap's growth
     heap_reason: str | None = None
     heap_per_message_b: float | None = None
@@ -111,7 +113,7 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
     out.messages, out.sessions = int(ops.get("messages") or 0), int(ops.get("sessions_created") or 0)
     heap = report.signal("heap")
     if heap is not None and heap.unit == "bytes" and heap.trend is not None:
-        out.heap_growth_kb = (heap.last - heap.first) / 1024
+        out.heap_growth_kb = heap.trend.growth / 1024   # over the analysed window, steps removed
         per_msg = next((r for r in heap.per_op if r.op == "messages"), None)
         out.heap_per_message_b = per_msg.per_op if per_msg else None
         out.heap_reason = heap.reason
@@ -155,8 +157,28 @@ def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Ou
     return evaluate(run_dir, case, rep)
 
 
+def stored_case(run_dir: Path) -> tuple[str, int]:
+    """The case and repetition of a stored run: the engine's --leaks (run.json) and the run id."""
+    run = json.loads((run_dir / "run.json").read_text())
+    cmdline = (run.get("health") or {}).get("cmdline") or []
+    leaks = cmdline[cmdline.index("--leaks") + 1].replace(",", "+") if "--leaks" in cmdline else "clean"
+    rep = re.search(r"-r(\d+)-\d{6}$", run_dir.name)
+    return leaks, int(rep.group(1)) if rep else 1
+
+
+def reanalyse(results: Path) -> list[Outcome]:
+    """Every run directory under `results`, in the order they ran, with today's reports/."""
+    runs = sorted((d for d in results.iterdir() if (d / "series.jsonl").exists() and (d / "run.json").exists()),
+                  key=lambda d: (d / "run.json").stat().st_mtime)
+    return [evaluate(d, *stored_case(d)) for d in runs]
+
+
 def _pct(hits: int, n: int) -> str:
     return f"{hits}/{n}" if n else "-"
+
+
+def _kb(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.0f}"
 
 
 def markdown(outcomes: list[Outcome]) -> str:
@@ -179,16 +201,18 @@ def markdown(outcomes: list[Outcome]) -> str:
                      f"{first} | {_pct(legacy, len(rows))} | "
                      f"{', '.join(f'{v:.0f}' for v in per_msg) or '-'} | "
                      f"{', '.join(str(m) for m in msgs) or '-'} |")
-    detail = ["", "| case | rep | verdict | leaking signals | top site (planted rank) | "
-                  "original: RSS growth MB, OLS MB/h |", "|---|---|---|---|---|---|"]
+    detail = ["", "| case | rep | verdict | leaking signals | heap growth KB | tracemalloc net KB | "
+                  "top site (planted rank) | original: RSS growth MB, OLS MB/h | messages |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         if o.error:
-            detail.append(f"| {o.case} | {o.rep} | error: {o.error} | | | |")
+            detail.append(f"| {o.case} | {o.rep} | error: {o.error} | | | | | | |")
             continue
-        top = (o.top_site or "-").replace(str(Path.cwd()) + "/", "")
+        top = re.sub(r"^.*/site-packages/", "", (o.top_site or "-").replace(str(Path.cwd()) + "/", ""))
         detail.append(f"| {o.case} | {o.rep} | {o.verdict} | {', '.join(o.leaking) or '-'} | "
+                      f"{_kb(o.heap_growth_kb)} | {_kb(o.heap_net_diff_kb)} | "
                       f"{top} ({o.planted_rank if o.planted_rank else '-'}) | "
-                      f"{o.legacy_growth_mb:+.1f}, {o.legacy_slope_mb_h:+.1f} |")
+                      f"{o.legacy_growth_mb:+.1f}, {o.legacy_slope_mb_h:+.1f} | {o.messages} |")
     return "\n".join(lines + detail)
 
 
@@ -222,7 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"Locust flag after the demo's {' '.join(demo.DEMO_LOAD)} (repeatable)")
     parser.add_argument("--results", default="", help="where run directories go (default: a temp dir)")
     parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
+    parser.add_argument("--reanalyse", default="", metavar="RESULTS",
+                        help="no runs: re-analyse the run directories under RESULTS and print the tables")
     args = parser.parse_args(argv)
+    if args.reanalyse:
+        if not Path(args.reanalyse).is_dir():
+            parser.error(f"--reanalyse {args.reanalyse}: no such directory; give the --results of a bench run")
+        outcomes = reanalyse(Path(args.reanalyse))
+        if args.json:
+            Path(args.json).write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
+        print(markdown(outcomes))
+        return 0
     try:
         cases = [parse_case(c.strip()) for c in args.kinds.split(",") if c.strip()]
     except argparse.ArgumentTypeError as exc:

@@ -82,12 +82,3 @@ def test_fd_and_task_leaks_on_their_own_signals(results: Path) -> None:
     assert outcome.verdict == "leak"
     assert {"open_fds", "asyncio_tasks"} <= set(outcome.leaking), outcome.leaking
 
-
-def test_right_signal_rules() -> None:
-    """The bench's own judgement, on sets of leaking signals."""
-    assert verdict_real.right_signal("native", {"rss"})
-    assert not verdict_real.right_signal("native", {"rss", "heap"})
-    assert verdict_real.right_signal("fd", {"open_fds", "heap"})
-    assert not verdict_real.right_signal("asyncio_task", {"heap"})
-    assert verdict_real.right_signal("score_history", {"heap", "rss"})
-    assert not verdict_real.right_signal("clean", {"rss"})
