@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -96,6 +98,61 @@ def engine(tmp_path: Path) -> Iterator[Callable[..., DemoEngine]]:
             demo.stop(grace_s=10)
         for log in logs:
             log.close()
+
+
+class Scenarios:
+    """Independent real runs (engine + Locust) driven at once, each in a thread of its own.
+
+    Most of a real run is waiting (the run time, the engine's samples), so runs that share nothing
+    overlap instead of adding up. Each scenario gets its own folder, `Procs` and engines; a test
+    reads its outcome with `result(name)`, which re-raises that scenario's own assertion error.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[Procs] = []
+        self.engines: list[DemoEngine] = []
+        self.logs: list[Any] = []
+        self.futures: dict[str, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scenario")
+
+    def engine(self, folder: Path, leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
+        log = (folder / f"engine-{len(self.engines)}.log").open("w")
+        self.logs.append(log)
+        demo = DemoEngine(leaks=list(leaks or []), log=log, **kwargs)
+        self.engines.append(demo)
+        return demo.start()
+
+    def start(self, name: str, scenario: Callable[["Scenarios", Procs, Path], Any]) -> None:
+        folder = self.folder / name
+        folder.mkdir()
+        procs = Procs(folder)
+        self.procs.append(procs)
+        self.futures[name] = self.pool.submit(scenario, self, procs, folder)
+
+    def result(self, name: str, timeout_s: float = 600) -> Any:
+        return self.futures[name].result(timeout=timeout_s)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)  # every scenario's own waits are bounded
+        for procs in self.procs:
+            procs.kill_all()
+        for demo in self.engines:
+            demo.stop(grace_s=10)
+        for log in self.logs:
+            log.close()
+
+
+@contextmanager
+def scenarios(folder: Path, **named: Callable[[Scenarios, Procs, Path], Any]) -> Iterator[Scenarios]:
+    """Start every named scenario now; stop everything they started on exit."""
+    running = Scenarios(folder)
+    try:
+        for name, scenario in named.items():
+            running.start(name, scenario)
+        yield running
+    finally:
+        running.close()
 
 
 def locust_cmd(engine: DemoEngine, results: Path, *extra: str, run_time: int | None = SOAK_S,

@@ -2,6 +2,9 @@
 
 Fail fast on a missing hook, the RSS limit (headless and web UI), the engine killed mid-run, and
 Ctrl-C / SIGTERM still writing the report.
+
+The six runs share nothing (each has its own engine, Locust and folder) and are mostly waiting, so
+one module fixture drives them all at once (memsoak_procs.scenarios) and each test reads its own.
 """
 from __future__ import annotations
 
@@ -9,17 +12,19 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
 
-from memsoak_procs import locust_cmd, output, read_jsonl, wait, wait_for
+from memsoak.engine import free_port
+from memsoak_procs import Procs, Scenarios, locust_cmd, output, read_jsonl, scenarios, wait, wait_for
 
 RSS_LIMIT_CODE, ENGINE_LOST_CODE, BAD_CONFIG_CODE = 11, 12, 13
 
 
-def test_unreachable_hook_fails_fast_with_one_line(engine, procs, tmp_path: Path) -> None:
-    demo = engine()
+def unreachable_hook(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
+    demo = runs.engine(tmp_path)
     cmd = locust_cmd(demo, tmp_path / "results") + ["--hook-url", "http://127.0.0.1:9"]
     proc = procs.start(cmd, "locust")
     assert wait(proc, 60) == BAD_CONFIG_CODE
@@ -30,8 +35,8 @@ def test_unreachable_hook_fails_fast_with_one_line(engine, procs, tmp_path: Path
     assert requests.get(f"{demo.url}/api/health", timeout=5).json()["completions"] == 0
 
 
-def test_rss_limit_stops_a_headless_run(engine, procs, tmp_path: Path) -> None:
-    demo = engine()
+def rss_limit_headless(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
+    demo = runs.engine(tmp_path)
     conf = tmp_path / "locust.conf"  # the limit comes from a config file, as Locust users set it
     conf.write_text("rss-limit-mb = 1\nend-ratio = 0.5\n")
     proc = procs.start(locust_cmd(demo, tmp_path, "--config", str(conf), run_time=300), "locust")
@@ -46,8 +51,8 @@ def test_rss_limit_stops_a_headless_run(engine, procs, tmp_path: Path) -> None:
     assert settings["rss_limit_mb"] == 1.0
 
 
-def test_rss_limit_stops_a_web_ui_run(engine, procs, tmp_path: Path, port: int) -> None:
-    demo = engine()
+def rss_limit_web_ui(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
+    demo, port = runs.engine(tmp_path), free_port()
     cmd = locust_cmd(demo, tmp_path, "--web-port", str(port), "--web-host", "127.0.0.1",
                      headless=False, run_time=None)
     # the limit comes from the environment this time
@@ -60,8 +65,8 @@ def test_rss_limit_stops_a_web_ui_run(engine, procs, tmp_path: Path, port: int) 
     assert (tmp_path / "run" / "report.html").exists()
 
 
-def test_engine_killed_mid_run_keeps_every_sample(engine, procs, tmp_path: Path) -> None:
-    demo = engine()
+def engine_killed(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
+    demo = runs.engine(tmp_path)
     proc = procs.start(locust_cmd(demo, tmp_path, "--engine-lost-polls", "3", run_time=300), "locust")
     series = tmp_path / "run" / "series.jsonl"
     wait_for(lambda: series.exists() and len(read_jsonl(series)) >= 8, 90, "8 rows in series.jsonl")
@@ -85,9 +90,8 @@ def test_engine_killed_mid_run_keeps_every_sample(engine, procs, tmp_path: Path)
     assert report["samples"] == len(rows) and report["last_seq"] == seqs[-1]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_still_writes_the_report(engine, procs, tmp_path: Path, sig: int) -> None:
-    demo = engine()
+def interrupted(runs: Scenarios, procs: Procs, tmp_path: Path, sig: int) -> None:
+    demo = runs.engine(tmp_path)
     proc = procs.start(locust_cmd(demo, tmp_path, run_time=300), "locust")
     series = tmp_path / "run" / "series.jsonl"
     wait_for(lambda: series.exists() and len(read_jsonl(series)) >= 6, 90, "6 rows in series.jsonl")
@@ -99,6 +103,37 @@ def test_interrupt_still_writes_the_report(engine, procs, tmp_path: Path, sig: i
     events = read_jsonl(tmp_path / "run" / "events.jsonl")
     assert events[-1]["type"] == "stop" and events[-1]["reason"] == "signal"
     assert (tmp_path / "run" / "requests.json").exists()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
+    with scenarios(tmp_path_factory.mktemp("listeners"),
+                   unreachable_hook=unreachable_hook, rss_limit_headless=rss_limit_headless,
+                   rss_limit_web_ui=rss_limit_web_ui, engine_killed=engine_killed,
+                   ctrl_c=lambda *a: interrupted(*a, sig=signal.SIGINT),
+                   sigterm=lambda *a: interrupted(*a, sig=signal.SIGTERM)) as running:
+        yield running
+
+
+def test_unreachable_hook_fails_fast_with_one_line(runs: Scenarios) -> None:
+    runs.result("unreachable_hook")
+
+
+def test_rss_limit_stops_a_headless_run(runs: Scenarios) -> None:
+    runs.result("rss_limit_headless")
+
+
+def test_rss_limit_stops_a_web_ui_run(runs: Scenarios) -> None:
+    runs.result("rss_limit_web_ui")
+
+
+def test_engine_killed_mid_run_keeps_every_sample(runs: Scenarios) -> None:
+    runs.result("engine_killed")
+
+
+@pytest.mark.parametrize("name", ["ctrl_c", "sigterm"])
+def test_interrupt_still_writes_the_report(runs: Scenarios, name: str) -> None:
+    runs.result(name)
 
 
 def _answers(url: str) -> bool:
