@@ -1,10 +1,23 @@
-"""The `memsoak` command: usage mistakes are one line and exit 13, never a traceback."""
+"""The `memsoak` command: usage mistakes are one line and exit 13, never a traceback.
+
+Each call spends most of its time importing the analysis stack, so the module fixture runs all of
+them at once and each test reads its own.
+"""
 from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+BAD_INPUT = [
+    (("demo", "--leak", "nosuch"), "unknown leak 'nosuch'"),
+    (("demo", "--duration", "soon"), "invalid duration 'soon'"),
+    (("demo", "--leak", "session_state:lots"), "whole number of bytes"),
+    (("nosuchcommand",), "invalid choice"),
+]
+HELP = ("--help",)
 
 
 def memsoak(*args: str) -> subprocess.CompletedProcess:
@@ -12,20 +25,22 @@ def memsoak(*args: str) -> subprocess.CompletedProcess:
                           timeout=60)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["demo", "--leak", "nosuch"], "unknown leak 'nosuch'"),
-    (["demo", "--duration", "soon"], "invalid duration 'soon'"),
-    (["demo", "--leak", "session_state:lots"], "whole number of bytes"),
-    (["nosuchcommand"], "invalid choice"),
-])
-def test_bad_input_is_one_line_and_exit_13(args: list[str], words: str) -> None:
-    done = memsoak(*args)
-    assert done.returncode == 13
-    assert words in done.stderr
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+@pytest.fixture(scope="module")
+def done() -> dict[tuple[str, ...], subprocess.CompletedProcess]:
+    calls = [args for args, _words in BAD_INPUT] + [HELP]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return dict(zip(calls, pool.map(lambda args: memsoak(*args), calls)))
 
 
-def test_help_lists_demo() -> None:
-    done = memsoak("--help")
-    assert done.returncode == 0 and "demo" in done.stdout
+@pytest.mark.parametrize("args, words", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_13(done, args: tuple[str, ...], words: str) -> None:
+    result = done[args]
+    assert result.returncode == 13
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_demo(done) -> None:
+    result = done[HELP]
+    assert result.returncode == 0 and "demo" in result.stdout
