@@ -1,7 +1,9 @@
-"""Distributed mode: a master and two workers as real processes against the real engine.
+"""Distributed mode against the real engine: a master with two worker processes of its own, and
+`--processes 2` (one Locust command that forks its two workers).
 
 The hook is reached through a recording proxy, so the test sees which process polled it; each
-worker counts its own requests (worker_counter.py), independently of the master's aggregate.
+worker counts its own requests (worker_counter.py), independently of the master's aggregate. The
+two runs share nothing, so one module fixture drives both at once (memsoak_procs.scenarios).
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import json
 import os
 import sys
 import threading
+from collections import Counter
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
@@ -16,9 +20,14 @@ from typing import Iterator
 import pytest
 import requests
 
-from memsoak_procs import LOCUSTFILES, locust_cmd, output, wait
+from memsoak.engine import free_port
+from memsoak_procs import LOCUSTFILES, Procs, Scenarios, locust_cmd, output, scenarios, wait
 
 COUNTER = Path(__file__).with_name("worker_counter.py")
+FILES = f"{LOCUSTFILES},{COUNTER}"
+# Long enough for several worker stats reports (every 3 s) and hook polls; nothing asserted here
+# depends on the verdict, so no checkpoint is needed.
+RUN_TIME_S = 12
 
 
 class RecordingProxy(ThreadingHTTPServer):
@@ -51,52 +60,90 @@ class RecordingProxy(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-@pytest.fixture
-def proxy_to(request) -> Iterator:
-    servers: list[RecordingProxy] = []
+@dataclass
+class Run:
+    master_pid: int
+    code: int
+    text: str
+    results: Path
+    callers: list[str]
+    accounts: list[dict]     # each worker's own count of its requests
 
-    def start(target: str) -> RecordingProxy:
-        server = RecordingProxy(target)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def _run(runs: Scenarios, procs: Procs, folder: Path, processes: bool) -> Run:
+    demo = runs.engine(folder)
+    proxy = RecordingProxy(demo.hook_url)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    counts = folder / "counts"
+    counts.mkdir()
+    env = {**os.environ, "MEMSOAK_TEST_COUNT_DIR": str(counts)}
+    try:
+        if processes:
+            master = procs.start(locust_cmd(demo, folder, "--processes", "2", "--hook-url", proxy.url,
+                                            "--checkpoint-interval-s", "0", run_time=RUN_TIME_S, users=6,
+                                            files=FILES), "locust", env=env)
+            workers = []
+        else:
+            port = free_port()
+            master = procs.start(locust_cmd(demo, folder, "--master", "--expect-workers", "2",
+                                            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                                            "--hook-url", proxy.url, "--checkpoint-interval-s", "0",
+                                            run_time=RUN_TIME_S, users=6, files=FILES), "master")
+            workers = [procs.start([sys.executable, "-m", "locust", "-f", FILES, "--worker", "--master-host",
+                                    "127.0.0.1", "--master-port", str(port), "-H", demo.url],
+                                   f"worker{i}", env=env) for i in range(2)]
+        code = wait(master, 240)
+        for worker in workers:
+            assert wait(worker, 60) == 0, output(worker)[-2000:]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    accounts = [json.loads(p.read_text()) for p in counts.glob("worker-*.json")]
+    if workers:
+        assert sorted(a["pid"] for a in accounts) == sorted(w.pid for w in workers)
+    return Run(master.pid, code, output(master), folder, list(proxy.callers), accounts)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
+    with scenarios(tmp_path_factory.mktemp("distributed"),
+                   workers=lambda *a: _run(*a, processes=False),
+                   processes=lambda *a: _run(*a, processes=True)) as running:
+        yield running
+
+
+def _check_one_report_with_the_workers_counts(run: Run) -> dict:
+    # one run directory, one report, written by the master alone
+    assert [p.name for p in run.results.iterdir() if p.is_dir() and (p / "run.json").exists()] == ["run"]
+    report = json.loads((run.results / "run" / "report.json").read_text())
+    assert report["exit_code"] == run.code and run.code in (0, 10), run.text[-3000:]
+    assert json.loads((run.results / "run" / "run.json").read_text())["runner"] == "MasterRunner"
+
+    # only the master polled the hook
+    assert run.callers and set(run.callers) == {str(run.master_pid)}
+
+    # the report's request counts are the workers' own counts, summed; both workers did work
+    assert len(run.accounts) == 2 and all(account["requests"] for account in run.accounts)
+    summed = sum((Counter(account["requests"]) for account in run.accounts), Counter())
+    reported = {f"{r['method']} {r['name']}": r["num_requests"] for r in report["requests"]}
+    assert reported == dict(summed) and sum(summed.values()) > 0
+    requests_json = json.loads((run.results / "run" / "requests.json").read_text())
+    assert {f"{r['method']} {r['name']}": r["num_requests"] for r in requests_json} == reported
+    return report
 
 
 @pytest.mark.slow
-def test_master_and_two_workers(engine, procs, proxy_to, tmp_path: Path, port: int) -> None:
-    demo = engine()
-    proxy = proxy_to(demo.hook_url)
-    counts = tmp_path / "counts"
-    counts.mkdir()
-    files = f"{LOCUSTFILES},{COUNTER}"
-    master_cmd = locust_cmd(demo, tmp_path, "--master", "--expect-workers", "2", "--master-bind-host",
-                            "127.0.0.1", "--master-bind-port", str(port), "--hook-url", proxy.url,
-                            run_time=25, users=6, files=files)
-    master = procs.start(master_cmd, "master")
-    env = {**os.environ, "MEMSOAK_TEST_COUNT_DIR": str(counts)}
-    workers = [procs.start([sys.executable, "-m", "locust", "-f", files, "--worker", "--master-host",
-                            "127.0.0.1", "--master-port", str(port), "-H", demo.url],
-                           f"worker{i}", env=env) for i in range(2)]
-    assert wait(master, 240) in (0, 10), output(master)[-3000:]
-    for worker in workers:
-        assert wait(worker, 60) == 0, output(worker)[-2000:]
+def test_master_and_two_workers(runs: Scenarios) -> None:
+    _check_one_report_with_the_workers_counts(runs.result("workers"))
 
-    # only the master polled the hook
-    assert proxy.callers and set(proxy.callers) == {str(master.pid)}
 
-    # the report's request counts are the workers' own counts, summed
-    accounts = [json.loads(p.read_text()) for p in counts.glob("worker-*.json")]
-    assert sorted(a["pid"] for a in accounts) == sorted(w.pid for w in workers)
-    summed: dict[str, int] = {}
-    for account in accounts:
-        for key, n in account["requests"].items():
-            summed[key] = summed.get(key, 0) + n
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    reported = {f"{r['method']} {r['name']}": r["num_requests"] for r in report["requests"]}
-    assert reported == summed and sum(summed.values()) > 0
-    assert all(account["requests"] for account in accounts)  # both workers did work
+@pytest.mark.slow
+def test_processes_2_forks_two_workers_and_one_master_measures(runs: Scenarios) -> None:
+    run = runs.result("processes")
+    _check_one_report_with_the_workers_counts(run)
+    # the two workers are the command's own forked children
+    assert {account["ppid"] for account in run.accounts} == {run.master_pid}
+    assert {account["pid"] for account in run.accounts}.isdisjoint({run.master_pid})
+    # the master's exit code is the verdict; the forked workers did not end in error
+    assert "Bad response code from worker children" not in run.text
+    assert "Traceback" not in run.text

@@ -1,6 +1,6 @@
 """Test instrumentation loaded next to locustfiles: each worker counts its own requests.
 
-At quitting, a worker writes {"pid", "requests": {"METHOD name": n}} to $MEMSOAK_TEST_COUNT_DIR, an
+At quitting, a worker writes {"pid", "ppid", "requests": {"METHOD name": n}} to $MEMSOAK_TEST_COUNT_DIR, an
 account independent of the master's aggregated stats.
 """
 import json
@@ -23,4 +23,4 @@ def _write(environment, **_kwargs):
     if isinstance(environment.runner, WorkerRunner):
         folder = os.environ["MEMSOAK_TEST_COUNT_DIR"]
         with open(os.path.join(folder, f"worker-{os.getpid()}.json"), "w") as handle:
-            json.dump({"pid": os.getpid(), "requests": dict(_counts)}, handle)
+            json.dump({"pid": os.getpid(), "ppid": os.getppid(), "requests": dict(_counts)}, handle)
