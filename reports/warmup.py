@@ -4,19 +4,27 @@ The `warmup_s` setting wins when non-negative. Otherwise the cut starts at the l
 of the user ramp and the `warmup_end` event the harness recorded (its baseline snapshot), and moves
 on to a change point in the memory series after it, found by ruptures (continuous piecewise-linear
 cost, one break) and accepted only when memory rose clearly faster before it than after it.
+A fill that approaches its level exponentially (a bounded cache) is still rising at that break, so
+the cut then moves on to where what is left of the fill (line + exponential tail fitted after the
+break, its amplitude significant under AR(1) noise) falls below half the noise sd: the curvature
+left otherwise reads as autocorrelation and hides a leak on top of the cache (docs/analysis.md).
 Detection never cuts more than `max_fraction` of the run.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import ruptures
 
-from .trend import block_means
+from .trend import block_means, persistence
 
 MAX_POINTS = 200   # change-point search on block means: cost grows fast with length
+TAIL_T = 4.0            # a fill's tail counts when its amplitude is this many standard errors
+TAIL_LEFT = 0.5          # cut where what is left of the tail falls below this many noise sds
+TAU_GRID = 40            # time constants tried for the tail, log-spaced
 
 
 @dataclass
@@ -63,6 +71,58 @@ def change_point(t: np.ndarray, y: np.ndarray, max_fraction: float) -> float | N
     return None
 
 
+@dataclass
+class Tail:
+    amplitude: float   # what was left of the fill at the change point, y units
+    tau_s: float       # its time constant
+    noise: float       # residual sd of the samples around line + tail
+    cut_s: float       # where the tail's remainder falls below TAIL_LEFT x noise
+
+
+def fill_tail(t: np.ndarray, y: np.ndarray, start: float) -> Tail | None:
+    """A fill still approaching its level after `start`: line - amplitude * exp(-(t - start) / tau).
+
+    The clinear break of a fill that approaches its level exponentially lands near 2.5 time
+    constants, with ~8% of the fill still to come; that curvature, left in the window, reads as
+    strong autocorrelation and starves the trend test. tau is chosen on a grid over block means
+    (for a given tau the fit is linear); the amplitude is then refitted on the samples and must
+    stand TAIL_T standard errors above zero, its variance inflated by the AR(1) persistence of the
+    residuals: slow noise bends a line as easily as a fill does, and a long tau is nearly collinear
+    with the line's own slope.
+    """
+    keep = t >= start
+    tr, yr = t[keep], y[keep]
+    if len(yr) < 12:
+        return None
+    bx, by = block_means(tr, yr, MAX_POINTS)
+    span = float(bx[-1] - bx[0])
+    if span <= 0:
+        return None
+    best: tuple[float, float] | None = None
+    for tau in np.geomspace(span / max(len(bx) - 1, 1), span / 4, TAU_GRID):
+        design = np.column_stack([np.ones_like(bx), bx - start, np.exp(-(bx - start) / tau)])
+        coef, *_ = np.linalg.lstsq(design, by, rcond=None)
+        sse = float(np.sum((by - design @ coef) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, float(tau))
+    assert best is not None
+    tau = best[1]
+    design = np.column_stack([np.ones_like(tr), tr - start, np.exp(-(tr - start) / tau)])
+    coef, *_ = np.linalg.lstsq(design, yr, rcond=None)
+    resid = yr - design @ coef
+    ss = float(resid @ resid)
+    amplitude = -float(coef[2])   # a rise that slows: the exponential term comes in negative
+    noise = math.sqrt(ss / len(yr))
+    if noise <= 0 or amplitude <= 0:
+        return None
+    phi = persistence(resid)
+    n_eff = len(yr) * (1 - phi) / (1 + phi)
+    var = float(np.linalg.pinv(design.T @ design)[2, 2]) * ss / max(n_eff - 3, 0.5)
+    if amplitude < TAIL_T * math.sqrt(max(var, 0.0)):
+        return None
+    return Tail(amplitude, tau, noise, start + tau * math.log(max(amplitude / (TAIL_LEFT * noise), 1.0)))
+
+
 def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
                 warmup_s: float, event_s: float | None, max_fraction: float) -> WarmupCut:
     t0 = float(t[0]) if len(t) else 0.0
@@ -83,5 +143,13 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
     keep = t >= start
     cp = change_point(t[keep], y[keep], max_fraction) if keep.sum() >= 12 else None
     if cp is not None and cp <= limit:
-        return WarmupCut(cp, "change_point", f"memory rise slowed at t={cp:.0f}s (ruptures, clinear)")
+        detail = f"memory rise slowed at t={cp:.0f}s (ruptures, clinear)"
+        tail = fill_tail(t, y, cp)
+        if tail is not None and tail.cut_s > cp:
+            end = min(tail.cut_s, limit)
+            detail += (f"; the fill's tail ({tail.amplitude / tail.noise:.1f} noise sd left, time constant "
+                       f"{tail.tau_s:.0f}s) falls below {TAIL_LEFT:g} noise sd at t={tail.cut_s:.0f}s"
+                       + ("" if end == tail.cut_s else f"; capped at t={end:.0f}s (warmup_max_fraction)"))
+            return WarmupCut(end, "change_point", detail)
+        return WarmupCut(cp, "change_point", detail)
     return WarmupCut(start, method, detail)

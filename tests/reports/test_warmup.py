@@ -1,0 +1,75 @@
+"""Warm-up cut: the change point, and the tail of a fill that is still approaching its level."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports.analysis import SPECS, classify
+from reports.warmup import fill_tail, find_warmup
+import reports_synth as synth
+
+MB = synth.MB
+
+
+def _cut(t: np.ndarray, y: np.ndarray):
+    return find_warmup(t, y, None, warmup_s=-1.0, event_s=None, max_fraction=0.5)
+
+
+# Seeds on which the change point alone (cut at ~1540 s, 4-5 MB of the fill still to come) let a
+# leak on top of the filling cache pass: the curvature left in the window read as autocorrelation.
+@pytest.mark.parametrize("slope,seed", [(5.0, 2020007), (5.0, 2020011), (5.0, 2020016),
+                                        (10.0, 2030003), (10.0, 2030008), (10.0, 2030011)])
+def test_leak_on_a_filling_cache_is_found(slope, seed, hours4, settings):
+    y = (synth.clean("plateau", np.random.default_rng(seed), hours4) + slope * hours4 / 3600) * MB
+    verdict = classify(SPECS["rss"], hours4, y, settings)
+    assert verdict.verdict == "leak", verdict.reason
+    # 60 MB with a 10-minute time constant: 0.25 MB (half the noise sd) is left after ~5.5 of them.
+    assert verdict.warmup.method == "change_point" and 2800 <= verdict.warmup.end_s <= 3800
+    assert "tail" in verdict.warmup.detail and "time constant" in verdict.warmup.detail
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_clean_filling_cache_is_cut_after_its_tail_and_never_leaks(seed, hours4, settings):
+    y = synth.clean("plateau", np.random.default_rng(seed), hours4) * MB
+    verdict = classify(SPECS["rss"], hours4, y, settings)
+    assert verdict.verdict in ("pass", "plateau"), verdict.reason
+    assert 2800 <= verdict.warmup.end_s <= 3800, verdict.warmup.detail
+
+
+def test_tail_time_constant_and_amplitude_are_recovered():
+    t = np.arange(2880) * 5.0
+    y = 200 + 60 * (1 - np.exp(-t / 600.0)) + np.random.default_rng(2).normal(0, 0.5, len(t))
+    tail = fill_tail(t, y, 1500.0)
+    assert tail is not None
+    assert tail.tau_s == pytest.approx(600, rel=0.15)
+    assert tail.amplitude == pytest.approx(60 * np.exp(-2.5), rel=0.15)
+    assert tail.noise == pytest.approx(0.5, rel=0.1)
+    assert tail.cut_s == pytest.approx(1500 + tail.tau_s * np.log(tail.amplitude / (0.5 * tail.noise)))
+
+
+def test_a_ramp_that_stops_dead_has_no_tail(hours4):
+    y = 150 + np.minimum(hours4 / 600.0, 1.0) * 80 + np.random.default_rng(4).normal(0, 0.4, len(hours4))
+    cut = _cut(hours4, y)
+    assert cut.method == "change_point" and 400 <= cut.end_s <= 900 and "tail" not in cut.detail
+    assert fill_tail(hours4, y, cut.end_s) is None
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_slow_noise_after_a_ramp_is_not_taken_for_a_tail(seed, hours4):
+    # AR(1) noise (phi 0.99) bends a line as easily as a fill does; its "tail" must not count.
+    y = 150 + np.minimum(hours4 / 600.0, 1.0) * 80 + synth.ar1(np.random.default_rng(seed), len(hours4), 0.99, 0.15)
+    assert fill_tail(hours4, y, 700.0) is None
+
+
+def test_a_slow_fill_is_cut_no_further_than_the_max_fraction(hours4):
+    # 120 MB with a 20-minute time constant: its tail outlasts half the run; the cap holds and says so.
+    y = 200 + 120 * (1 - np.exp(-hours4 / 1200.0)) + np.random.default_rng(5).normal(0, 0.5, len(hours4))
+    cut = _cut(hours4, y)
+    assert cut.method == "change_point" and cut.end_s == pytest.approx(0.5 * hours4[-1])
+    assert "warmup_max_fraction" in cut.detail
+
+
+def test_flat_or_too_short_series_have_no_tail():
+    t = np.arange(100) * 5.0
+    assert fill_tail(t, np.full(len(t), 100.0), 0.0) is None
+    assert fill_tail(t[:8], np.arange(8.0), 0.0) is None
