@@ -15,7 +15,7 @@ LEAK_CODE = 10
 def test_planted_leak_exits_with_leak_code_and_names_its_line(engine, procs, tmp_path: Path) -> None:
     demo = engine(leaks=["session_state:200000"])
     planted = demo.health()["leaks"]["session_state"]["site"]  # e.g. demo_engine/leaks.py:46
-    proc = procs.start(locust_cmd(demo, tmp_path, "--checkpoint-interval-s", "8", run_time=30), "locust")
+    proc = procs.start(locust_cmd(demo, tmp_path, "--checkpoint-interval-s", "8", run_time=20), "locust")
     assert wait(proc, 240) == LEAK_CODE, output(proc)[-3000:]
     run = tmp_path / "run"
 
