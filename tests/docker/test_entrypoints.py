@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +34,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "docker" / "entrypoints"
 COUNTER = Path(__file__).with_name("request_counter_locustfile.py")
-RUN_TIME_S = 30
+# Several worker stats reports (every 3 s) and hook polls; the counts asserted need no more.
+RUN_TIME_S = 12
 BAD_CONFIG = 13
 OUTCOME_CODES = {0, 10}  # pass or leak: a short demo soak may call either; never 11/12/13
 
@@ -185,9 +187,7 @@ def test_dashboard_metrics_are_all_in_the_live_hooks_metrics(engine: dict[str, s
     assert not missing, f"the dashboard graphs metrics the hook does not export: {missing}"
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None,
-                    reason="no prometheus binary (apt-get install prometheus) for the monitoring profile's script")
-def test_prometheus_script_scrapes_the_hook_with_its_token(engine: dict[str, str], tmp_path: Path) -> None:
+def prometheus_scrapes(engine: dict[str, str], tmp_path: Path) -> None:
     web = f"127.0.0.1:{free_port()}"
     env = base_env(MEMSOAK_HOOK_TARGET=f"127.0.0.1:{engine['hook_port']}", MEMSOAK_HOOK_TOKEN=engine["token"],
                    PROMETHEUS_RUNTIME_DIR=str(tmp_path / "run"), PROMETHEUS_DATA=str(tmp_path / "data"),
@@ -226,8 +226,7 @@ def test_prometheus_script_scrapes_the_hook_with_its_token(engine: dict[str, str
         assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_master_and_two_workers_make_one_report_whose_counts_add_up(
-        engine: dict[str, str], tmp_path: Path) -> None:
+def master_and_two_workers(engine: dict[str, str], tmp_path: Path) -> None:
     results, counters = tmp_path / "results", tmp_path / "counters"
     counters.mkdir()
     locustfile = f"{REPO / 'locustfiles'},{COUNTER}"
@@ -288,8 +287,7 @@ def http_post(url: str, form: dict[str, str]) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(
-        engine: dict[str, str], tmp_path: Path) -> None:
+def web_ui_master(engine: dict[str, str], tmp_path: Path) -> None:
     """`docker compose up`: the master serves the UI, a worker joins, a run started and stopped
     from the UI leaves its own run directory."""
     results = tmp_path / "results"
@@ -314,7 +312,6 @@ def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not any(row["num_requests"] for row in stats()["stats"]):
             time.sleep(0.5)
-        time.sleep(3)  # a few more requests and hook samples; the assertions below do not depend on it
         assert http_post(f"{web}/stop", {})[0] == 200
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not list(results.glob("*/requests.json")):
@@ -331,7 +328,7 @@ def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(
     assert 0 < in_report <= sent, (in_report, sent, master_log.read_text()[-3000:])
 
 
-def test_headless_soak_script_leaves_a_run_directory(engine: dict[str, str], tmp_path: Path) -> None:
+def headless_soak(engine: dict[str, str], tmp_path: Path) -> None:
     results = tmp_path / "results"
     log = tmp_path / "soak.log"
     proc = start("soak.sh", load_env(engine, results, SOAK_DURATION="8s", LOCUST_USERS="2"), log, tmp_path)
@@ -343,6 +340,40 @@ def test_headless_soak_script_leaves_a_run_directory(engine: dict[str, str], tmp
     (run_dir,) = [p for p in results.iterdir() if p.is_dir()]
     for name in ("run.json", "series.jsonl", "requests.json", "report.json"):
         assert (run_dir / name).is_file(), f"{name} missing from {sorted(os.listdir(run_dir))}"
+
+
+# The four runs against the engine share nothing but it and mostly wait (run times, scrapes), so
+# one module fixture drives them at once and each test reads its own (re-raising its assertion).
+RUNS = {"prometheus": prometheus_scrapes, "master_and_workers": master_and_two_workers,
+        "web_ui": web_ui_master, "soak": headless_soak}
+HAVE_PROMETHEUS = shutil.which("prometheus") is not None
+
+
+@pytest.fixture(scope="module")
+def runs(engine: dict[str, str], tmp_path_factory) -> Iterator[dict[str, Future]]:
+    names = [name for name in RUNS if HAVE_PROMETHEUS or name != "prometheus"]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        yield {name: pool.submit(RUNS[name], engine, tmp_path_factory.mktemp(name)) for name in names}
+
+
+@pytest.mark.skipif(not HAVE_PROMETHEUS,
+                    reason="no prometheus binary (apt-get install prometheus) for the monitoring profile's script")
+def test_prometheus_script_scrapes_the_hook_with_its_token(runs: dict[str, Future]) -> None:
+    runs["prometheus"].result(timeout=600)
+
+
+def test_master_and_two_workers_make_one_report_whose_counts_add_up(runs: dict[str, Future]) -> None:
+    runs["master_and_workers"].result(timeout=600)
+
+
+def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(runs: dict[str, Future]) -> None:
+    """`docker compose up`: the master serves the UI, a worker joins, a run started and stopped
+    from the UI leaves its own run directory."""
+    runs["web_ui"].result(timeout=600)
+
+
+def test_headless_soak_script_leaves_a_run_directory(runs: dict[str, Future]) -> None:
+    runs["soak"].result(timeout=600)
 
 
 def test_engine_script_falls_back_to_a_mounted_profiler(tmp_path: Path) -> None:
