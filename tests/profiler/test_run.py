@@ -1,8 +1,10 @@
-"""memsoak-run as a process supervisor: signals, exit status, no orphans, multi-worker uvicorn."""
+"""memsoak-run as a process supervisor: signals, exit status, no orphans, multi-worker uvicorn and
+gunicorn (spawned and forked workers)."""
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import psutil
 import pytest
@@ -125,3 +127,82 @@ def test_a_busy_hook_port_is_refused_before_starting(port: int) -> None:
                                "print('engine ran')"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "engine ran" not in done.stdout
     assert f"127.0.0.1:{port} unavailable" in done.stderr and "--port" in done.stderr
+
+
+def _arbiter_workers(arbiter: psutil.Process) -> set[int]:
+    return {child.pid for child in arbiter.children() if child.status() != psutil.STATUS_ZOMBIE}
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["import-in-workers", "preload"])
+def test_gunicorn_forked_workers_are_peers_reached_through_the_arbiter(port: int, tmp_path,
+                                                                        preload: bool) -> None:
+    """gunicorn forks its workers (os.fork, no exec): each re-arms its own hook after the fork.
+
+    Without --preload the workers import the app after the fork; with it the arbiter imports the
+    app (and builds it) before forking. Both must give: the arbiter's hook is the primary, every
+    worker is a peer reachable through ?pid=, the tree RSS covers them, a replaced worker is
+    replaced in the peer list too, and SIGTERM to memsoak-run leaves nothing behind.
+    """
+    app_port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "-w", "2",
+               "-b", f"127.0.0.1:{app_port}", "--control-socket", str(tmp_path / "gunicorn.ctl"),
+               "--log-level", "warning", *(["--preload"] if preload else []), "demo_engine.app:app"]
+    started = start(command, port, env={"DEMO_LLM_LATENCY_MS": "0"})
+    health = wait_for(lambda: (lambda h: h if len(h["peers"]) == 2 else None)(
+        http(started.hook + "/health")[1]), timeout=60, what="two gunicorn worker peers")
+    arbiter = psutil.Process(health["pid"])
+    assert health["primary"] is True and arbiter.ppid() == started.proc.pid  # the arbiter holds PORT
+    workers = {peer["pid"] for peer in health["peers"]}
+    assert workers == _arbiter_workers(arbiter)
+    assert all(port < peer["port"] <= port + 64 for peer in health["peers"])
+
+    # every worker answers through the primary, with its own hook, ring and snapshot store
+    for pid in workers:
+        status, peer = http(started.hook + f"/health?pid={pid}")
+        assert status == 200 and peer["pid"] == pid and peer["ppid"] == arbiter.pid
+        assert peer["primary"] is False and peer["errors"]["total"] == 0
+        samples = http(started.hook + f"/samples?since=0&pid={pid}")[1]["samples"]
+        assert samples and {s["pid"] for s in samples} == {pid}
+        status, snap = http(started.hook + f"/snapshots/w{pid}?pid={pid}", "POST")
+        assert status == 200 and snap["label"] == f"w{pid}"
+        assert http(started.hook + f"/snapshots?pid={pid}")[1]["labels"] == [f"w{pid}"]
+    assert http(started.hook + "/snapshots")[1]["labels"] == []  # the arbiter's store is its own
+
+    # the app is served by the workers (the demo engine answers with the pid that served it)
+    served = {wait_for(lambda: httpx_get(f"http://127.0.0.1:{app_port}/api/health"), timeout=60,
+                       what="gunicorn serving")["pid"] for _ in range(6)}
+    assert served <= workers
+
+    # the primary's tree RSS covers the arbiter and both workers
+    def tree_sample() -> dict | None:
+        last = http(started.hook + "/samples?since=0")[1]["samples"][-1]
+        return last if last["tree_procs"] == 3 else None
+    sample = wait_for(tree_sample, what="a tree of 3 processes")
+    by_psutil = sum(psutil.Process(pid).memory_info().rss for pid in {arbiter.pid, *workers})
+    assert abs(sample["tree_rss_bytes"] - by_psutil) <= 0.25 * by_psutil, (sample, by_psutil)
+    assert sample["tree_rss_bytes"] > sample["rss_bytes"]
+
+    # a worker killed is replaced by gunicorn (a fork of the long-running arbiter): so is its peer
+    killed = min(workers)
+    psutil.Process(killed).kill()
+
+    def replaced() -> set[int] | None:
+        peers = {peer["pid"] for peer in http(started.hook + "/health")[1]["peers"]}
+        return peers if len(peers) == 2 and killed not in peers and peers == _arbiter_workers(arbiter) else None
+    (new,) = wait_for(replaced, timeout=60, what="gunicorn's replacement worker as a peer") - workers
+    assert http(started.hook + f"/health?pid={new}")[1]["pid"] == new
+    assert http(started.hook + f"/health?pid={killed}")[0] == 404
+
+    # SIGTERM to memsoak-run: gunicorn stops its workers, exits 0, nothing is left
+    peer_dir = Path(health["config"]["peer_dir"])
+    ports = [port, *(peer["port"] for peer in http(started.hook + "/health")[1]["peers"])]
+    members = started.tree()
+    started.proc.send_signal(signal.SIGTERM)
+    assert started.proc.wait(timeout=60) == 0
+    assert not psutil.wait_procs(members, timeout=10)[1]
+    assert all(port_is_free(p) for p in ports) and not peer_dir.exists()
+
+
+def httpx_get(url: str) -> dict | None:
+    status, body = http(url, timeout=5)
+    return body if status == 200 and isinstance(body, dict) else None
