@@ -71,11 +71,15 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
     started = start([sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(ENGINES),
                      "--host", "127.0.0.1", "--port", str(app_port), "--workers", "2",
                      "--log-level", "warning"], port)
-    health = wait_for(lambda: (lambda h: h if len(h["peers"]) >= 2 else None)(
-        http(started.hook + "/health")[1]), timeout=60, what="two worker peers")
-    worker_pids = {peer["pid"] for peer in health["peers"]}
+    # uvicorn spawns its workers through multiprocessing, which also starts its resource tracker:
+    # a Python process too, so hooked and a peer. Wait for all three, or a worker may be missing.
+    health = wait_for(lambda: (lambda h: h if len(h["peers"]) >= 3 else None)(
+        http(started.hook + "/health")[1]), timeout=60, what="two worker peers and the resource tracker")
     master = psutil.Process(health["pid"])
-    assert worker_pids <= {child.pid for child in master.children(recursive=True)}
+    assert {peer["pid"] for peer in health["peers"]} == {child.pid for child in master.children()}
+    worker_pids = {peer["pid"] for peer in health["peers"]
+                   if "spawn_main" in " ".join(psutil.Process(peer["pid"]).cmdline())}
+    assert len(worker_pids) == 2
     for peer in health["peers"]:
         assert port < peer["port"] <= port + 64
     # the primary's tree covers the workers
@@ -90,7 +94,8 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
              ["asyncio_tasks"] >= 1, what="the worker's asyncio task")
     status, snap = http(started.hook + f"/snapshots/one?pid={served_by}", "POST")
     assert status == 200 and snap["tracing_started"] is True
-    assert http(f"http://127.0.0.1:{health['peers'][0]['port']}/health")[1]["pid"] in worker_pids
+    for peer in health["peers"]:  # each peer also answers on its own port, as itself
+        assert http(f"http://127.0.0.1:{peer['port']}/health")[1]["pid"] == peer["pid"]
     assert http(started.hook + "/health?pid=1")[0] == 404
     members = started.tree()
     started.proc.send_signal(signal.SIGTERM)
