@@ -13,7 +13,6 @@ noise), and the coverage of the reported 95% slope interval. Prints Markdown tab
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +27,7 @@ import reports_synth as synth  # noqa: E402
 from reports.analysis import SPECS, classify, classify_window  # noqa: E402
 from reports.legacy import legacy_verdict  # noqa: E402
 from reports.settings import resolve  # noqa: E402
-from reports.trend import LinearFit, ols_ar1, persistence  # noqa: E402
+from reports.trend import GAUSSIAN_MAX_EXCESS_KURTOSIS, PERSIST_Z, gls_ar1, ols_ar1  # noqa: E402
 
 MB = synth.MB
 T = np.arange(2880) * 5.0
@@ -36,57 +35,6 @@ T_QUICK = np.arange(300) * 1.0          # a 5-minute --quick run at 1 s sampling
 QUICK_SLOPES = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0)
 SETTINGS = resolve()
 SLOPES = (0.25, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0, 11.0, 12.0, 15.0)   # MB/hour
-
-
-def _lag_weighted(a: np.ndarray, phi: float) -> tuple[float, float]:
-    """(sum a_i^2, sum over lags k >= 1 of 2 phi^k sum_i a_i a_{i+k}) by FFT: O(n log n)."""
-    n = len(a)
-    size = 1 << int(math.ceil(math.log2(2 * n)))
-    spectrum = np.fft.rfft(a, size)
-    auto = np.fft.irfft(spectrum * np.conj(spectrum), size)[:n]
-    lags = phi ** np.arange(1, n)
-    return float(auto[0]), 2.0 * float(lags @ auto[1:])
-
-
-def ols_ar1_exact(x: np.ndarray, y: np.ndarray) -> LinearFit:
-    """OLS of y on x, its variance computed exactly under AR(1) noise plus white noise.
-
-    Noise model (the one persistence() estimates): autocovariance g0 at lag 0 and g0*c*phi^k at
-    lag k >= 1 (c < 1 is the AR(1) share; white measurement noise makes up the rest). The OLS
-    slope's variance is then g0 * (sum w^2 + c * sum_k 2 phi^k sum_i w_i w_{i+k}) with
-    w = (x - mean) / Sxx, and g0 is the residual variance corrected for what detrending removes
-    (E[SS] = g0 * (n - tr(H R)), R the noise correlation). Student t on the slope's effective
-    sample size - 2 df. Under AR(1) with phi = 0.99 OLS is 96% as efficient as GLS with the true
-    phi (oracle_power), so this wins back the power that the n_eff = n(1-phi)/(1+phi) shortcut of
-    trend.ols_ar1 (which overstates the slope's variance) gives away. A candidate, not memsoak's
-    test: --frontier measures why (allocator steps then pass 1% false alarms). Samples are taken as
-    equally spaced (lags count samples).
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    n = len(y)
-    plain = ols_ar1(x, y)
-    if n < 12 or not math.isfinite(plain.se) or plain.se == 0:
-        return plain
-    xc = x - x.mean()
-    sxx = float(xc @ xc)
-    resid = y - y.mean() - plain.slope * xc
-    ss = float(resid @ resid)
-    phi = persistence(resid)
-    r1 = float(resid[:-1] @ resid[1:]) / ss + (2 + 4 * phi) / n
-    share = min(max(r1, 0.0) / phi, 1.0) if phi > 0 else 0.0
-    w = xc / sxx
-    own, lagged = _lag_weighted(w, phi)
-    unit_var = own + share * lagged          # slope variance per unit of g0
-    mean_own, mean_lagged = _lag_weighted(np.full(n, 1.0 / math.sqrt(n)), phi)
-    slope_own, slope_lagged = _lag_weighted(xc / math.sqrt(sxx), phi)
-    removed = mean_own + share * mean_lagged + slope_own + share * slope_lagged
-    g0 = ss / max(n - removed, 2.0)
-    se = math.sqrt(max(g0 * unit_var, 0.0))
-    n_eff = min(float(n), n * own / unit_var) if unit_var > 0 else float(n)
-    df = max(n_eff - 2, 1.0)
-    p = float(stats.t.sf(plain.slope / se, df)) if se > 0 else (0.0 if plain.slope > 0 else 1.0)
-    return LinearFit(plain.slope, se, df, p, phi, n_eff, plain.intercept)
 
 
 def oracle_power(background: str, slope: float, alpha: float, t_s: np.ndarray = T) -> float | None:
@@ -141,38 +89,50 @@ def frontier_stats(job: tuple[str, float, int]) -> list[float]:
     verdict, index, yw = classify_window(SPECS["rss"], T, y * MB, SETTINGS)
     t_h, trend = T[index] / 3600.0, verdict.trend
     half = len(yw) // 2
-    exact, old, late = ols_ar1_exact(t_h, yw), ols_ar1(t_h, yw), ols_ar1(t_h[half:], yw[half:])
-    return [exact.slope / exact.se, exact.df, old.p_increasing, trend.mk_p_value, trend.slope_per_h,
-            trend.growth, late.slope, late.se, old.slope]
+    ols, late = ols_ar1(t_h, yw), ols_ar1(t_h[half:], yw[half:])
+    gls, kurtosis = gls_ar1(t_h, yw)
+    return [verdict.verdict == "leak", ols.p_increasing, gls.p_increasing, kurtosis, trend.mk_p_value,
+            trend.slope_per_h, trend.growth, late.slope, late.se, ols.slope, gls.slope]
+
+
+FRONTIER_FAMILIES = (("white", 0.0), ("ar1", 0.0), ("steps", 0.0), ("sawtooth", 0.0), ("plateau", 0.0),
+                     ("ar1", 1.1), ("steps", 1.1))
 
 
 def frontier(pool: ProcessPoolExecutor, n_null: int, n_power: int) -> None:
-    """False alarms on the two hardest clean families vs power at 1.1 MB/h on AR(1), per candidate."""
+    """False alarms on every clean family vs power at 1.1 MB/h, per candidate slope test and plateau rule."""
     cols = {}
-    for family, slope, n, seed0 in (("steps", 0.0, n_null, 11_000_000), ("ar1", 0.0, n_null, 12_000_000),
-                                    ("ar1", 1.1, n_power, 13_000_000)):
+    for k, (family, slope) in enumerate(FRONTIER_FAMILIES):
+        n = n_power if slope else n_null
         cols[(family, slope)] = np.array(list(pool.map(
-            frontier_stats, [(family, slope, seed0 + i) for i in range(n)], chunksize=25)))
+            frontier_stats, [(family, slope, 11_000_000 + 1_000_000 * k + i) for i in range(n)], chunksize=25)),
+            dtype=float)
     alpha, floor = float(SETTINGS["alpha"]), float(SETTINGS["min_rate_mb_per_hour"]) * MB
     min_growth, ratio = float(SETTINGS["rss_min_growth_mb"]) * MB, float(SETTINGS["plateau_ratio"])
-    null_z = {f: np.quantile(cols[(f, 0.0)][:, 0], 1 - alpha) for f in ("ar1", "steps")}
 
     def leak(r: np.ndarray, test: str, late_z: float) -> np.ndarray:
-        z, df, p_old, mk, sen, growth, late, late_se, b = r.T
-        passed = {"memsoak": p_old < alpha, "exact": stats.t.sf(z, df) < alpha,
-                  "exact@ar1": z > null_z["ar1"], "exact@steps": z > null_z["steps"]}[test]
-        return passed & (mk < alpha) & (sen > 0) & (sen >= floor) & (growth >= min_growth) & (
+        _, p_ols, p_gls, kurtosis, mk, sen, growth, late, late_se, b_ols, b_gls = r.T
+        gaussian = np.abs(kurtosis) <= GAUSSIAN_MAX_EXCESS_KURTOSIS
+        p, b = {"ols": (p_ols, b_ols), "gls": (p_gls, b_gls),
+                "route": (np.where(gaussian, p_gls, p_ols), np.where(gaussian, b_gls, b_ols))}[test]
+        return (p < alpha) & (mk < alpha) & (sen > 0) & (sen >= floor) & (growth >= min_growth) & (
             late + late_z * late_se >= ratio * b)
 
     print(f"### Frontier: verdict false alarms vs power at 1.1 MB/h ({n_null} clean / {n_power} planted)\n")
-    print("| slope test | plateau rule | steps false alarms | AR(1) false alarms | AR(1) power at 1.1 MB/h |")
-    print("|---|---|---|---|---|")
-    names = {"memsoak": "AR(1)-inflated OLS, t(n_eff-2) (memsoak)", "exact": "exact AR(1) OLS variance, t(n_eff-2)",
-             "exact@ar1": "exact, threshold = AR(1) null's 99th pct", "exact@steps": "exact, threshold = steps null's 99th pct"}
+    print("| slope test | plateau rule | " + " | ".join(f"{f} false alarms" for f, s in FRONTIER_FAMILIES if not s)
+          + " | " + " | ".join(f"{f} power at 1.1 MB/h" for f, s in FRONTIER_FAMILIES if s) + " |")
+    print("|---|---|" + "---|" * len(FRONTIER_FAMILIES))
+    names = {"ols": "AR(1)-inflated OLS, t(n_eff-2)", "gls": "feasible GLS (Prais-Winsten), t(n-3)",
+             "route": "GLS when innovations look Gaussian, else inflated OLS"}
     for test in names:
-        for late_z, rule in ((0.0, "late slope < 0.25x"), (float(stats.norm.isf(0.05)), "late 95% bound < 0.25x")):
-            rates = [leak(cols[key], test, late_z).mean() for key in (("steps", 0.0), ("ar1", 0.0), ("ar1", 1.1))]
-            print(f"| {names[test]} | {rule} | {rates[0]:.1%} | {rates[1]:.1%} | {rates[2]:.1%} |")
+        for late_z, rule in ((0.0, "late slope < 0.25x"), (PERSIST_Z, "late 95% bound < 0.25x")):
+            rates = [leak(cols[key], test, late_z).mean() for key in FRONTIER_FAMILIES]
+            print(f"| {names[test]} | {rule} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
+    print("| **memsoak's verdict** (route, bound; with warm-up, floors, Mann-Kendall) | | "
+          + " | ".join(f"{cols[key][:, 0].mean():.1%}" for key in FRONTIER_FAMILIES) + " |")
+    kurt = {f"{f}@{s:g}": np.quantile(cols[(f, s)][:, 3], [0.01, 0.5, 0.99]) for f, s in FRONTIER_FAMILIES}
+    print("\nExcess kurtosis of the AR(1) innovations (1st / 50th / 99th percentile): "
+          + "; ".join(f"{k} {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}" for k, q in kurt.items()) + ".")
 
 
 def main() -> int:
@@ -180,11 +140,11 @@ def main() -> int:
     parser.add_argument("--clean", type=int, default=300, help="clean series per family")
     parser.add_argument("--power", type=int, default=60, help="series per planted slope")
     parser.add_argument("--quick", action="store_true", help="60 clean / 30 per slope")
-    parser.add_argument("--frontier", action="store_true", help="only the candidates' trade-off (1500/600 series)")
+    parser.add_argument("--frontier", action="store_true", help="only the candidates' trade-off (1000/600 series)")
     args = parser.parse_args()
     if args.frontier:
         with ProcessPoolExecutor(max_workers=2) as pool:
-            frontier(pool, 1500, 600)
+            frontier(pool, 1000, 600)
         return 0
     n_clean, n_power = (60, 30) if args.quick else (args.clean, args.power)
     started = time.monotonic()
