@@ -6,8 +6,9 @@ on to a change point in the memory series after it, found by ruptures (continuou
 cost, one break) and accepted only when memory rose clearly faster before it than after it.
 A fill that approaches its level exponentially (a bounded cache) is still rising at that break, so
 the cut then moves on to where what is left of the fill (line + exponential tail fitted after the
-break, its amplitude significant under AR(1) noise) falls below half the noise sd: the curvature
-left otherwise reads as autocorrelation and hides a leak on top of the cache (docs/analysis.md).
+break, its amplitude significant under AR(1) noise) no longer biases the window's slope by half a
+standard error: the curvature left otherwise reads as autocorrelation and hides a leak on top of
+the cache, or, cut at a fixed share of the noise, tilts a clean cache's slope (docs/analysis.md).
 Detection never cuts more than `max_fraction` of the run.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .trend import block_means, persistence
 
 MAX_POINTS = 200   # change-point search on block means: cost grows fast with length
 TAIL_T = 4.0            # a fill's tail counts when its amplitude is this many standard errors
-TAIL_LEFT = 0.5          # cut where what is left of the tail falls below this many noise sds
+TAIL_BIAS = 0.5          # cut where what is left of the tail moves the slope by < this many s.e.
 TAU_GRID = 40            # time constants tried for the tail, log-spaced
 
 
@@ -76,7 +77,8 @@ class Tail:
     amplitude: float   # what was left of the fill at the change point, y units
     tau_s: float       # its time constant
     noise: float       # residual sd of the samples around line + tail
-    cut_s: float       # where the tail's remainder falls below TAIL_LEFT x noise
+    cut_s: float       # from here on, the tail biases the window's OLS slope by < TAIL_BIAS s.e.
+    left: float        # what is left of the tail there, y units
 
 
 def fill_tail(t: np.ndarray, y: np.ndarray, start: float) -> Tail | None:
@@ -120,7 +122,28 @@ def fill_tail(t: np.ndarray, y: np.ndarray, start: float) -> Tail | None:
     var = float(np.linalg.pinv(design.T @ design)[2, 2]) * ss / max(n_eff - 3, 0.5)
     if amplitude < TAIL_T * math.sqrt(max(var, 0.0)):
         return None
-    return Tail(amplitude, tau, noise, start + tau * math.log(max(amplitude / (TAIL_LEFT * noise), 1.0)))
+    cut = _unbiased_from(tr, start, amplitude, tau, noise)
+    return Tail(amplitude, tau, noise, cut, amplitude * math.exp(-(cut - start) / tau))
+
+
+def _unbiased_from(t: np.ndarray, start: float, amplitude: float, tau: float, noise: float) -> float:
+    """The first sample time from which the tail left biases the OLS slope by < TAIL_BIAS s.e.
+
+    A tail -A*exp(-x) in a window tilts its OLS slope up by A*cov(x, -exp(-x))/var(x), against a
+    standard error noise/sqrt(Sxx) (white noise; autocorrelated noise only widens it). Cutting at
+    a fixed share of the noise is not enough: at half a noise sd, a 10-minute tail still moved a
+    4-hour window's slope by ~2 s.e. and the trend test called 20% of clean caches significant.
+    Suffix sums give every candidate window at once.
+    """
+    x = (t - start) / tau
+    g = np.exp(-x)
+    rev = lambda v: np.cumsum(v[::-1])[::-1]   # noqa: E731 - sums over each suffix t[i:]
+    m = rev(np.ones_like(x))
+    sx, sxx, sg, sxg = rev(x), rev(x * x), rev(g), rev(x * g)
+    spread = np.maximum(sxx - sx * sx / m, 1e-300)
+    ratio = amplitude * (sx * sg / m - sxg) / (noise * np.sqrt(spread))   # the tail is -A*g
+    ok = np.nonzero((ratio <= TAIL_BIAS) & (m >= 12))[0]
+    return float(t[ok[0]]) if len(ok) else float(t[-1])
 
 
 def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
@@ -148,7 +171,8 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
         if tail is not None and tail.cut_s > cp:
             end = min(tail.cut_s, limit)
             detail += (f"; the fill's tail ({tail.amplitude / tail.noise:.1f} noise sd left, time constant "
-                       f"{tail.tau_s:.0f}s) falls below {TAIL_LEFT:g} noise sd at t={tail.cut_s:.0f}s"
+                       f"{tail.tau_s:.0f}s) is down to {tail.left / tail.noise:.2f} noise sd at t={tail.cut_s:.0f}s "
+                       f"(slope bias < {TAIL_BIAS:g} s.e.)"
                        + ("" if end == tail.cut_s else f"; capped at t={end:.0f}s (warmup_max_fraction)"))
             return WarmupCut(end, "change_point", detail)
         return WarmupCut(cp, "change_point", detail)
