@@ -1,20 +1,64 @@
 """Fixtures of the Locust-side tests (defined in memsoak_procs.py, shared with tests/locustfiles).
 
-The two-minute clean acceptance soak starts in the background with the first test here and its
-test runs last, so its two minutes overlap the other tests instead of adding to them.
+Long real runs go in the background and the tests that read them run last, so their waiting
+overlaps the other tests instead of adding to them:
+- the two-minute clean acceptance soak (started by tests/conftest.py with the first Locust-side
+  test, or here at the latest; its test runs last of all);
+- every test module's SCENARIOS (name -> scenario: independent engine + Locust runs, see
+  memsoak_procs.Scenarios), all started together with the first test here; a test reads its run
+  with `plugin_runs.result(name)`, and those tests run after the other tests of this directory.
 """
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
 import pytest
 
-from memsoak_procs import CLEAN_TEST, clean_demo, engine, procs  # noqa: F401
+from memsoak_procs import CLEAN_TEST, Scenarios, clean_demo, engine, procs, scenarios  # noqa: F401
+
+HERE = Path(__file__).resolve().parent
+
+
+def _here(item: pytest.Item) -> bool:
+    return HERE in item.path.resolve().parents
+
+
+def _reads_scenarios(item: pytest.Item) -> bool:
+    return _here(item) and hasattr(getattr(item, "module", None), "SCENARIOS")
 
 
 def pytest_collection_modifyitems(items: list) -> None:
+    # Within this directory's block: tests that only read background runs go after the others.
+    positions = [index for index, item in enumerate(items) if _here(item) and item.name != CLEAN_TEST]
+    block = [items[index] for index in positions]
+    ordered = [item for item in block if not _reads_scenarios(item)] + \
+              [item for item in block if _reads_scenarios(item)]
+    for index, item in zip(positions, ordered):
+        items[index] = item
     last = [item for item in items if item.name == CLEAN_TEST]
     if last:
         items[:] = [item for item in items if item.name != CLEAN_TEST] + last
 
 
+def _selected_scenarios(items: list) -> dict[str, Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
+    for module in {item.module for item in items if _reads_scenarios(item)}:
+        for name, scenario in module.SCENARIOS.items():
+            assert name not in found, f"scenario name {name!r} used twice"
+            found[name] = scenario
+    return found
+
+
+@pytest.fixture(scope="session")
+def plugin_runs(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
+    with scenarios(tmp_path_factory.mktemp("plugin-runs"),
+                   **_selected_scenarios(request.session.items)) as running:
+        yield running
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _clean_demo_in_background(request: pytest.FixtureRequest) -> None:
+def _background(request: pytest.FixtureRequest) -> None:
     if any(item.name == CLEAN_TEST for item in request.session.items):
         request.getfixturevalue("clean_demo")
+    if any(_reads_scenarios(item) for item in request.session.items):
+        request.getfixturevalue("plugin_runs")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -108,13 +110,13 @@ class Scenarios:
     reads its outcome with `result(name)`, which re-raises that scenario's own assertion error.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, at_once: int = 8) -> None:
         self.folder = folder
         self.procs: list[Procs] = []
         self.engines: list[DemoEngine] = []
         self.logs: list[Any] = []
         self.futures: dict[str, Future] = {}
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scenario")
+        self.pool = ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="scenario")
 
     def engine(self, folder: Path, leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
         log = (folder / f"engine-{len(self.engines)}.log").open("w")
@@ -146,7 +148,7 @@ class Scenarios:
 @contextmanager
 def scenarios(folder: Path, **named: Callable[[Scenarios, Procs, Path], Any]) -> Iterator[Scenarios]:
     """Start every named scenario now; stop everything they started on exit."""
-    running = Scenarios(folder)
+    running = Scenarios(folder, at_once=len(named))
     try:
         for name, scenario in named.items():
             running.start(name, scenario)
@@ -190,23 +192,51 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-@pytest.fixture(scope="session")
-def clean_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """`memsoak demo --duration CLEAN_S` started now, in the background; stopped at session end."""
-    folder = tmp_path_factory.mktemp("clean-demo")
-    out_path = folder / "demo.out"
-    out = out_path.open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
-                             "--results", str(folder / "results")], stdout=out, stderr=subprocess.STDOUT,
-                            cwd=folder, start_new_session=True)
-    try:
-        yield {"proc": proc, "results": folder / "results", "out": out_path}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the demo passes it on and stops its engine
+class CleanDemo:
+    """`memsoak demo --duration CLEAN_S` in the background, once per session.
+
+    tests/conftest.py starts it as soon as the session reaches the first test of the Locust side
+    (tests/demo_engine on), so its two minutes overlap those tests; the `clean_demo` fixture starts
+    it if nothing did. Stopped (SIGTERM, passed on to its engine) at session end.
+    """
+
+    running: "CleanDemo | None" = None
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="memsoak-clean-demo-"))
+        self.out_path = self.folder / "demo.out"
+        self.out = self.out_path.open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
+                                      "--results", str(self.folder / "results")], stdout=self.out,
+                                     stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
+
+    @classmethod
+    def start(cls) -> "CleanDemo":
+        if cls.running is None:
+            cls.running = cls()
+        return cls.running
+
+    @classmethod
+    def stop(cls) -> None:
+        demo, cls.running = cls.running, None
+        if demo is None:
+            return
+        if demo.proc.poll() is None:
+            demo.proc.send_signal(signal.SIGTERM)  # the demo passes it on and stops its engine
             try:
-                proc.wait(timeout=120)
+                demo.proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        out.close()
+                os.killpg(demo.proc.pid, signal.SIGKILL)
+                demo.proc.wait(timeout=10)
+        demo.out.close()
+        shutil.rmtree(demo.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def clean_demo() -> Iterator[dict[str, Any]]:
+    """The background clean demo (started now if tests/conftest.py has not yet); stopped at the end."""
+    demo = CleanDemo.start()
+    try:
+        yield {"proc": demo.proc, "results": demo.folder / "results", "out": demo.out_path}
+    finally:
+        CleanDemo.stop()

@@ -3,7 +3,8 @@
 
 The hook is reached through a recording proxy, so the test sees which process polled it; each
 worker counts its own requests (worker_counter.py), independently of the master's aggregate. The
-two runs share nothing, so one module fixture drives both at once (memsoak_procs.scenarios).
+two runs share nothing, so they run in the background with the other SCENARIOS of tests/memsoak
+(conftest.py) and each test reads its own.
 """
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
 from memsoak.engine import free_port
-from memsoak_procs import LOCUSTFILES, Procs, Scenarios, locust_cmd, output, scenarios, wait
+from memsoak_procs import LOCUSTFILES, Procs, Scenarios, locust_cmd, output, wait
 
 COUNTER = Path(__file__).with_name("worker_counter.py")
 FILES = f"{LOCUSTFILES},{COUNTER}"
@@ -104,12 +104,9 @@ def _run(runs: Scenarios, procs: Procs, folder: Path, processes: bool) -> Run:
     return Run(master.pid, code, output(master), folder, list(proxy.callers), accounts)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
-    with scenarios(tmp_path_factory.mktemp("distributed"),
-                   workers=lambda *a: _run(*a, processes=False),
-                   processes=lambda *a: _run(*a, processes=True)) as running:
-        yield running
+# Started in the background with the first test of tests/memsoak (conftest.py: plugin_runs).
+SCENARIOS = {"workers": lambda *a: _run(*a, processes=False),
+             "processes": lambda *a: _run(*a, processes=True)}
 
 
 def _check_one_report_with_the_workers_counts(run: Run) -> dict:
@@ -133,13 +130,13 @@ def _check_one_report_with_the_workers_counts(run: Run) -> dict:
 
 
 @pytest.mark.slow
-def test_master_and_two_workers(runs: Scenarios) -> None:
-    _check_one_report_with_the_workers_counts(runs.result("workers"))
+def test_master_and_two_workers(plugin_runs: Scenarios) -> None:
+    _check_one_report_with_the_workers_counts(plugin_runs.result("workers"))
 
 
 @pytest.mark.slow
-def test_processes_2_forks_two_workers_and_one_master_measures(runs: Scenarios) -> None:
-    run = runs.result("processes")
+def test_processes_2_forks_two_workers_and_one_master_measures(plugin_runs: Scenarios) -> None:
+    run = plugin_runs.result("processes")
     _check_one_report_with_the_workers_counts(run)
     # the two workers are the command's own forked children
     assert {account["ppid"] for account in run.accounts} == {run.master_pid}

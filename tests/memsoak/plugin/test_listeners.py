@@ -4,7 +4,8 @@ Fail fast on a missing hook, the RSS limit (headless and web UI), the engine kil
 Ctrl-C / SIGTERM still writing the report.
 
 The six runs share nothing (each has its own engine, Locust and folder) and are mostly waiting, so
-one module fixture drives them all at once (memsoak_procs.scenarios) and each test reads its own.
+they run in the background with the other SCENARIOS of tests/memsoak (conftest.py) and each test
+reads its own.
 """
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
 from memsoak.engine import free_port
-from memsoak_procs import Procs, Scenarios, locust_cmd, output, read_jsonl, scenarios, wait, wait_for
+from memsoak_procs import Procs, Scenarios, locust_cmd, output, read_jsonl, wait, wait_for
 
 RSS_LIMIT_CODE, ENGINE_LOST_CODE, BAD_CONFIG_CODE = 11, 12, 13
 
@@ -105,35 +105,32 @@ def interrupted(runs: Scenarios, procs: Procs, tmp_path: Path, sig: int) -> None
     assert (tmp_path / "run" / "requests.json").exists()
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenarios]:
-    with scenarios(tmp_path_factory.mktemp("listeners"),
-                   unreachable_hook=unreachable_hook, rss_limit_headless=rss_limit_headless,
-                   rss_limit_web_ui=rss_limit_web_ui, engine_killed=engine_killed,
-                   ctrl_c=lambda *a: interrupted(*a, sig=signal.SIGINT),
-                   sigterm=lambda *a: interrupted(*a, sig=signal.SIGTERM)) as running:
-        yield running
+# Started in the background with the first test of tests/memsoak (conftest.py: plugin_runs).
+SCENARIOS = {"unreachable_hook": unreachable_hook, "rss_limit_headless": rss_limit_headless,
+             "rss_limit_web_ui": rss_limit_web_ui, "engine_killed": engine_killed,
+             "ctrl_c": lambda *a: interrupted(*a, sig=signal.SIGINT),
+             "sigterm": lambda *a: interrupted(*a, sig=signal.SIGTERM)}
 
 
-def test_unreachable_hook_fails_fast_with_one_line(runs: Scenarios) -> None:
-    runs.result("unreachable_hook")
+def test_unreachable_hook_fails_fast_with_one_line(plugin_runs: Scenarios) -> None:
+    plugin_runs.result("unreachable_hook")
 
 
-def test_rss_limit_stops_a_headless_run(runs: Scenarios) -> None:
-    runs.result("rss_limit_headless")
+def test_rss_limit_stops_a_headless_run(plugin_runs: Scenarios) -> None:
+    plugin_runs.result("rss_limit_headless")
 
 
-def test_rss_limit_stops_a_web_ui_run(runs: Scenarios) -> None:
-    runs.result("rss_limit_web_ui")
+def test_rss_limit_stops_a_web_ui_run(plugin_runs: Scenarios) -> None:
+    plugin_runs.result("rss_limit_web_ui")
 
 
-def test_engine_killed_mid_run_keeps_every_sample(runs: Scenarios) -> None:
-    runs.result("engine_killed")
+def test_engine_killed_mid_run_keeps_every_sample(plugin_runs: Scenarios) -> None:
+    plugin_runs.result("engine_killed")
 
 
 @pytest.mark.parametrize("name", ["ctrl_c", "sigterm"])
-def test_interrupt_still_writes_the_report(runs: Scenarios, name: str) -> None:
-    runs.result(name)
+def test_interrupt_still_writes_the_report(plugin_runs: Scenarios, name: str) -> None:
+    plugin_runs.result(name)
 
 
 def _answers(url: str) -> bool:

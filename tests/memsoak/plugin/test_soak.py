@@ -1,4 +1,7 @@
-"""A soak against the real engine with a planted leak: rows, snapshot diffs, verdict, attribution."""
+"""A soak against the real engine with a planted leak: rows, snapshot diffs, verdict, attribution.
+
+The run goes in the background with the other SCENARIOS of tests/memsoak (conftest.py).
+"""
 from __future__ import annotations
 
 import json
@@ -6,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from memsoak_procs import locust_cmd, output, read_jsonl, wait
+from memsoak_procs import Procs, Scenarios, locust_cmd, output, read_jsonl, wait
 
 LEAK_CODE = 10
 
 
-@pytest.mark.slow
-def test_planted_leak_exits_with_leak_code_and_names_its_line(engine, procs, tmp_path: Path) -> None:
-    demo = engine(leaks=["session_state:200000"])
+def planted_leak(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
+    demo = runs.engine(tmp_path, leaks=["session_state:200000"])
     planted = demo.health()["leaks"]["session_state"]["site"]  # e.g. demo_engine/leaks.py:46
-    proc = procs.start(locust_cmd(demo, tmp_path, "--checkpoint-interval-s", "8", run_time=20), "locust")
+    proc = procs.start(locust_cmd(demo, tmp_path, "--checkpoint-interval-s", "8", run_time=30), "locust")
     assert wait(proc, 240) == LEAK_CODE, output(proc)[-3000:]
     run = tmp_path / "run"
 
@@ -33,3 +35,11 @@ def test_planted_leak_exits_with_leak_code_and_names_its_line(engine, procs, tmp
     assert report["outcome"] == "leak" and report["exit_code"] == LEAK_CODE
     assert report["sites"][0]["key"].endswith(planted)
     assert "Traceback" not in output(proc)
+
+
+SCENARIOS = {"planted_leak": planted_leak}
+
+
+@pytest.mark.slow
+def test_planted_leak_exits_with_leak_code_and_names_its_line(plugin_runs: Scenarios) -> None:
+    plugin_runs.result("planted_leak")
