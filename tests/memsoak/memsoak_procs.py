@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -106,43 +107,55 @@ class Scenarios:
     """Independent real runs (engine + Locust) driven at once, each in a thread of its own.
 
     Most of a real run is waiting (the run time, the engine's samples), so runs that share nothing
-    overlap instead of adding up. Each scenario gets its own folder, `Procs` and engines; a test
-    reads its outcome with `result(name)`, which re-raises that scenario's own assertion error.
+    overlap instead of adding up. Each scenario gets its own folder, `Procs` and engines, all
+    stopped as soon as it ends; a test reads its outcome with `result(name)`, which re-raises that
+    scenario's own assertion error.
     """
 
     def __init__(self, folder: Path, at_once: int = 8) -> None:
         self.folder = folder
-        self.procs: list[Procs] = []
-        self.engines: list[DemoEngine] = []
-        self.logs: list[Any] = []
+        self.procs: dict[Path, Procs] = {}
+        self.engines: dict[Path, list[tuple[DemoEngine, Any]]] = {}
         self.futures: dict[str, Future] = {}
+        self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="scenario")
 
     def engine(self, folder: Path, leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
-        log = (folder / f"engine-{len(self.engines)}.log").open("w")
-        self.logs.append(log)
-        demo = DemoEngine(leaks=list(leaks or []), log=log, **kwargs)
-        self.engines.append(demo)
+        """A demo engine under memsoak-run for the scenario whose folder this is."""
+        with self.lock:
+            mine = self.engines.setdefault(folder, [])
+            log = (folder / f"engine-{len(mine)}.log").open("w")
+            demo = DemoEngine(leaks=list(leaks or []), log=log, **kwargs)
+            mine.append((demo, log))
         return demo.start()
 
     def start(self, name: str, scenario: Callable[["Scenarios", Procs, Path], Any]) -> None:
         folder = self.folder / name
         folder.mkdir()
-        procs = Procs(folder)
-        self.procs.append(procs)
-        self.futures[name] = self.pool.submit(scenario, self, procs, folder)
+        self.procs[folder] = Procs(folder)
+        self.futures[name] = self.pool.submit(self._run, scenario, folder)
+
+    def _run(self, scenario: Callable[["Scenarios", Procs, Path], Any], folder: Path) -> Any:
+        try:
+            return scenario(self, self.procs[folder], folder)
+        finally:
+            self._clean(folder)
+
+    def _clean(self, folder: Path) -> None:
+        self.procs[folder].kill_all()
+        with self.lock:
+            started = self.engines.pop(folder, [])
+        for demo, log in started:
+            demo.stop(grace_s=10)
+            log.close()
 
     def result(self, name: str, timeout_s: float = 600) -> Any:
         return self.futures[name].result(timeout=timeout_s)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)  # every scenario's own waits are bounded
-        for procs in self.procs:
-            procs.kill_all()
-        for demo in self.engines:
-            demo.stop(grace_s=10)
-        for log in self.logs:
-            log.close()
+        self.pool.shutdown(wait=True)  # every scenario's own waits are bounded; each cleans up after
+        for folder in list(self.procs):
+            self._clean(folder)  # nothing left unless a scenario never ran
 
 
 @contextmanager
