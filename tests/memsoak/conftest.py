@@ -41,7 +41,8 @@ def pytest_collection_modifyitems(items: list) -> None:
 
 def _selected_scenarios(items: list) -> dict[str, Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
-    for module in {item.module for item in items if _reads_scenarios(item)}:
+    modules = {item.module for item in items if _reads_scenarios(item)}
+    for module in sorted(modules, key=lambda module: module.__name__):
         for name, scenario in module.SCENARIOS.items():
             assert name not in found, f"scenario name {name!r} used twice"
             found[name] = scenario

@@ -103,6 +103,11 @@ def engine(tmp_path: Path) -> Iterator[Callable[..., DemoEngine]]:
             log.close()
 
 
+# At most this many scenarios run at once (each is an engine and one to three Locust processes):
+# enough to hide their waiting, few enough that a 2-core machine is not swamped at start-up.
+AT_ONCE = 6
+
+
 class Scenarios:
     """Independent real runs (engine + Locust) driven at once, each in a thread of its own.
 
@@ -161,7 +166,7 @@ class Scenarios:
 @contextmanager
 def scenarios(folder: Path, **named: Callable[[Scenarios, Procs, Path], Any]) -> Iterator[Scenarios]:
     """Start every named scenario now; stop everything they started on exit."""
-    running = Scenarios(folder, at_once=len(named))
+    running = Scenarios(folder, at_once=min(len(named), AT_ONCE))
     try:
         for name, scenario in named.items():
             running.start(name, scenario)
@@ -242,7 +247,10 @@ class CleanDemo:
                 os.killpg(demo.proc.pid, signal.SIGKILL)
                 demo.proc.wait(timeout=10)
         demo.out.close()
-        shutil.rmtree(demo.folder, ignore_errors=True)
+        if demo.proc.returncode == 0:
+            shutil.rmtree(demo.folder, ignore_errors=True)
+        else:  # kept for a post-mortem: its stdout, shown by the failing test, names the run directory
+            print(f"memsoak tests: the clean demo's files are kept in {demo.folder}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")
