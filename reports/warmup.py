@@ -5,10 +5,11 @@ of the user ramp and the `warmup_end` event the harness recorded (its baseline s
 on to a change point in the memory series after it, found by ruptures (continuous piecewise-linear
 cost, one break) and accepted only when memory rose clearly faster before it than after it.
 A fill that approaches its level exponentially (a bounded cache) is still rising at that break, so
-the cut then moves on to where what is left of the fill (line + exponential tail fitted after the
-break, its amplitude significant under AR(1) noise) no longer biases the window's slope by half a
-standard error: the curvature left otherwise reads as autocorrelation and hides a leak on top of
-the cache, or, cut at a fixed share of the noise, tilts a clean cache's slope (docs/analysis.md).
+the cut then moves on to where what is left of the fill (line + exponential approach, fitted over
+the whole warm-up when that beats the broken line, else after the break; its amplitude significant
+under AR(1) noise) no longer tilts the window's slope by half a standard error, OLS or GLS: the
+curvature left otherwise hides a leak on top of the cache (it reads as autocorrelation) or makes a
+clean cache look like growth.
 Detection never cuts more than `max_fraction` of the run.
 """
 from __future__ import annotations
@@ -79,69 +80,127 @@ class Tail:
     noise: float       # residual sd of the samples around line + tail
     cut_s: float       # from here on, the tail biases the window's OLS slope by < TAIL_BIAS s.e.
     left: float        # what is left of the tail there, y units
+    fitted_from: float  # the fit's first sample: the warm-up's start (whole fill) or the break
 
 
-def fill_tail(t: np.ndarray, y: np.ndarray, start: float) -> Tail | None:
-    """A fill still approaching its level after `start`: line - amplitude * exp(-(t - start) / tau).
+@dataclass
+class _Fit:
+    tau: float
+    amplitude: float   # at the fit's origin
+    noise: float
+    t_stat: float      # amplitude / its AR(1)-inflated standard error
+    phi: float         # AR(1) persistence of the residuals
+    sse_blocks: float  # on the block means, to compare with the piecewise line
 
-    The clinear break of a fill that approaches its level exponentially lands near 2.5 time
-    constants, with ~8% of the fill still to come; that curvature, left in the window, reads as
-    strong autocorrelation and starves the trend test. tau is chosen on a grid over block means
-    (for a given tau the fit is linear); the amplitude is then refitted on the samples and must
-    stand TAIL_T standard errors above zero, its variance inflated by the AR(1) persistence of the
-    residuals: slow noise bends a line as easily as a fill does, and a long tau is nearly collinear
-    with the line's own slope.
-    """
-    keep = t >= start
-    tr, yr = t[keep], y[keep]
-    if len(yr) < 12:
+
+def _fit_exp(t: np.ndarray, y: np.ndarray, origin: float) -> _Fit | None:
+    """line - amplitude * exp(-(t - origin) / tau) on samples from origin; tau on a grid."""
+    if len(y) < 12:
         return None
-    bx, by = block_means(tr, yr, MAX_POINTS)
+    bx, by = block_means(t, y, MAX_POINTS)
     span = float(bx[-1] - bx[0])
     if span <= 0:
         return None
     best: tuple[float, float] | None = None
     for tau in np.geomspace(span / max(len(bx) - 1, 1), span / 4, TAU_GRID):
-        design = np.column_stack([np.ones_like(bx), bx - start, np.exp(-(bx - start) / tau)])
+        design = np.column_stack([np.ones_like(bx), bx - origin, np.exp(-(bx - origin) / tau)])
         coef, *_ = np.linalg.lstsq(design, by, rcond=None)
         sse = float(np.sum((by - design @ coef) ** 2))
         if best is None or sse < best[0]:
             best = (sse, float(tau))
     assert best is not None
-    tau = best[1]
-    design = np.column_stack([np.ones_like(tr), tr - start, np.exp(-(tr - start) / tau)])
-    coef, *_ = np.linalg.lstsq(design, yr, rcond=None)
-    resid = yr - design @ coef
+    sse_blocks, tau = best
+    design = np.column_stack([np.ones_like(t), t - origin, np.exp(-(t - origin) / tau)])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
     ss = float(resid @ resid)
     amplitude = -float(coef[2])   # a rise that slows: the exponential term comes in negative
-    noise = math.sqrt(ss / len(yr))
+    noise = math.sqrt(ss / len(y))
     if noise <= 0 or amplitude <= 0:
         return None
     phi = persistence(resid)
-    n_eff = len(yr) * (1 - phi) / (1 + phi)
+    n_eff = len(y) * (1 - phi) / (1 + phi)
     var = float(np.linalg.pinv(design.T @ design)[2, 2]) * ss / max(n_eff - 3, 0.5)
-    if amplitude < TAIL_T * math.sqrt(max(var, 0.0)):
-        return None
-    cut = _unbiased_from(tr, start, amplitude, tau, noise)
-    return Tail(amplitude, tau, noise, cut, amplitude * math.exp(-(cut - start) / tau))
+    t_stat = amplitude / math.sqrt(var) if var > 0 else math.inf
+    return _Fit(tau, amplitude, noise, t_stat, phi, sse_blocks)
 
 
-def _unbiased_from(t: np.ndarray, start: float, amplitude: float, tau: float, noise: float) -> float:
-    """The first sample time from which the tail left biases the OLS slope by < TAIL_BIAS s.e.
+def _broken_line_sse(t: np.ndarray, y: np.ndarray, brk: float) -> float:
+    bx, by = block_means(t, y, MAX_POINTS)
+    design = np.column_stack([np.ones_like(bx), bx, np.maximum(bx - brk, 0.0)])
+    coef, *_ = np.linalg.lstsq(design, by, rcond=None)
+    return float(np.sum((by - design @ coef) ** 2))
 
-    A tail -A*exp(-x) in a window tilts its OLS slope up by A*cov(x, -exp(-x))/var(x), against a
-    standard error noise/sqrt(Sxx) (white noise; autocorrelated noise only widens it). Cutting at
-    a fixed share of the noise is not enough: at half a noise sd, a 10-minute tail still moved a
-    4-hour window's slope by ~2 s.e. and the trend test called 20% of clean caches significant.
-    Suffix sums give every candidate window at once.
+
+def fill_tail(t: np.ndarray, y: np.ndarray, start: float, origin: float | None = None) -> Tail | None:
+    """A fill still approaching its level after the break `start`, or None.
+
+    The clinear break of a fill that approaches its level exponentially lands near 2.5 time
+    constants, with ~8% of the fill still to come; left in the window, that curvature reads as
+    autocorrelation (hiding a leak on top) or tilts the slope (a clean cache looks like growth).
+    Model: line - amplitude * exp(-(t - t0) / tau), tau on a grid over block means (for a given
+    tau the fit is linear), the amplitude refitted on the samples and kept only when it stands
+    TAIL_T standard errors above zero, its variance inflated by the AR(1) persistence of the
+    residuals (slow noise bends a line as easily as a fill does, and a long tau is nearly
+    collinear with the line's own slope). First fitted over the whole warm-up from `origin`, where
+    the fill's full rise pins tau down even under slow noise, and used when it beats the broken
+    line Binseg found; otherwise (a ramp that stops dead) fitted after the break alone.
     """
-    x = (t - start) / tau
-    g = np.exp(-x)
+    fits: list[tuple[_Fit, float]] = []
+    if origin is not None and origin < start:
+        keep = t >= origin
+        whole = _fit_exp(t[keep], y[keep], origin)
+        if whole is not None and whole.sse_blocks < _broken_line_sse(t[keep], y[keep], start):
+            fits.append((whole, origin))
+    keep = t >= start
+    after = _fit_exp(t[keep], y[keep], start)
+    if after is not None:
+        fits.append((after, start))
+    for fit, t0 in fits:
+        if fit.t_stat >= TAIL_T:
+            cut = _unbiased_from(t[keep], t0, fit.amplitude, fit.tau, fit.noise, fit.phi)
+            left_at = lambda when: fit.amplitude * math.exp(-(when - t0) / fit.tau)  # noqa: E731
+            return Tail(left_at(start), fit.tau, fit.noise, cut, left_at(cut), t0)
+    return None
+
+
+def _unbiased_from(t: np.ndarray, t0: float, amplitude: float, tau: float, noise: float,
+                   phi: float) -> float:
+    """The first sample time from which the tail left tilts the window's slope by < TAIL_BIAS s.e.
+
+    The tail -A*exp(-(t - t0)/tau) tilts an OLS slope up by A*cov(x, -exp(-x))/var(x); the trend
+    test's standard error is noise/sqrt(Sxx), inflated by sqrt((1+phi)/(1-phi)) under AR(1) noise.
+    Under AR(1) noise the trend test may use GLS (Prais-Winsten), which reads a slow tail's rise
+    far more than OLS does (it works on the quasi-differences), so its bias in its own standard
+    errors is checked too, and the larger counts. Cutting at a fixed share of the noise instead (half
+    a noise sd) still tilted a 4-hour window's slope by ~2 s.e.: the trend test called 20% of clean
+    caches significant. Suffix sums give every candidate window at once.
+    """
+    x = (t - t0) / tau
+    g = -np.exp(-x)
     rev = lambda v: np.cumsum(v[::-1])[::-1]   # noqa: E731 - sums over each suffix t[i:]
     m = rev(np.ones_like(x))
     sx, sxx, sg, sxg = rev(x), rev(x * x), rev(g), rev(x * g)
     spread = np.maximum(sxx - sx * sx / m, 1e-300)
-    ratio = amplitude * (sx * sg / m - sxg) / (noise * np.sqrt(spread))   # the tail is -A*g
+    inflate = math.sqrt((1 + phi) / (1 - phi))
+    ratio = amplitude * (sxg - sx * sg / m) / (noise * inflate * np.sqrt(spread))
+    if phi > 0:
+        # Prais-Winsten rows: the window's first sample scaled by sqrt(1-phi^2), then the
+        # quasi-differences z_i - phi z_(i-1), which do not depend on where the window starts.
+        w = math.sqrt(1 - phi * phi)
+        d1, dx, dg = np.full(len(x), 1 - phi), np.diff(x, prepend=0.0), np.diff(g, prepend=0.0)
+        dx[1:] = x[1:] - phi * x[:-1]
+        dg[1:] = g[1:] - phi * g[:-1]
+        nxt = lambda v: np.append(rev(v)[1:], 0.0)   # noqa: E731 - sums over t[i+1:]
+        s11 = nxt(d1 * d1) + w * w
+        s1x = nxt(d1 * dx) + w * w * x
+        sxx2 = nxt(dx * dx) + w * w * x * x
+        s1g = nxt(d1 * dg) + w * w * g
+        sxg2 = nxt(dx * dg) + w * w * x * g
+        det = np.maximum(s11 * sxx2 - s1x * s1x, 1e-300)
+        bias = (s11 * sxg2 - s1x * s1g) / det           # GLS slope of the tail, per unit amplitude
+        se = noise * w * np.sqrt(s11 / det)              # innovations sd = noise * sqrt(1-phi^2)
+        ratio = np.maximum(ratio, amplitude * bias / se)
     ok = np.nonzero((ratio <= TAIL_BIAS) & (m >= 12))[0]
     return float(t[ok[0]]) if len(ok) else float(t[-1])
 
@@ -167,11 +226,11 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
     cp = change_point(t[keep], y[keep], max_fraction) if keep.sum() >= 12 else None
     if cp is not None and cp <= limit:
         detail = f"memory rise slowed at t={cp:.0f}s (ruptures, clinear)"
-        tail = fill_tail(t, y, cp)
+        tail = fill_tail(t, y, cp, origin=start)
         if tail is not None and tail.cut_s > cp:
             end = min(tail.cut_s, limit)
             detail += (f"; the fill's tail ({tail.amplitude / tail.noise:.1f} noise sd left, time constant "
-                       f"{tail.tau_s:.0f}s) is down to {tail.left / tail.noise:.2f} noise sd at t={tail.cut_s:.0f}s "
+                       f"{tail.tau_s:.0f}s, fitted from t={tail.fitted_from:.0f}s) is down to {tail.left / tail.noise:.2f} noise sd at t={tail.cut_s:.0f}s "
                        f"(slope bias < {TAIL_BIAS:g} s.e.)"
                        + ("" if end == tail.cut_s else f"; capped at t={end:.0f}s (warmup_max_fraction)"))
             return WarmupCut(end, "change_point", detail)
