@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from scipy import stats
 
 from . import outcome as outcomes
 from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
@@ -25,10 +26,11 @@ from .rates import op_series, per_op_rates, project, which_action
 from .rundata import RunData
 from .settings import resolve
 from .steps import remove_snapshot_steps
-from .trend import trend_test
+from .trend import block_means, trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
+DRIFT_BLOCKS = 10    # block means for the counting signals' drift test: 9 increments
 DECELERATING = 0.5   # late-half slope below this share of the early half's: say so in the reason
 
 
@@ -41,6 +43,7 @@ class SignalSpec:
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
     min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
+    counting: bool = False   # a count of held resources: a leak is a counting process (drift_p_value)
 
 
 def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
@@ -60,10 +63,12 @@ SPECS = {
     "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
                               _growth_floor("heap_blocks_min_growth")),
     "gc_objects": SignalSpec("gc_objects", "gc objects", "count", "gc_objects", _growth_floor("objects_min_growth")),
-    "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth"), False),
-    "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth"), False),
+    "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth"), False,
+                           counting=True),
+    "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth"), False,
+                          counting=True),
     "asyncio_tasks": SignalSpec("asyncio_tasks", "asyncio tasks", "count", "asyncio_tasks",
-                                _growth_floor("tasks_min_growth"), False),
+                                _growth_floor("tasks_min_growth"), False, counting=True),
 }
 DRIVER_ORDER = ("heap", "rss", "tree_rss", "gc_objects", "open_fds", "threads", "asyncio_tasks")
 
@@ -83,6 +88,24 @@ def _fmt(value: float, unit: str) -> str:
 
 def _per_h(value: float, unit: str) -> str:
     return f"{value / MB:.2f} MB/h" if unit == "bytes" else f"{value:.3g} {unit}/h"
+
+
+def drift_p_value(t: np.ndarray, y: np.ndarray) -> float:
+    """One-sided t-test that the increments between consecutive block means average above zero.
+
+    A leaked fd or task per session makes the count a random walk with drift: around a straight
+    line its residuals wander like a random walk, so the autocorrelation-adjusted slope test sees
+    a handful of effective samples however long the run (a 5-minute demo run, +1,629 fds: p=0.015).
+    The increments of a random walk are independent, so a test on them is exact there; on a
+    stationary count (fds opened and closed) they telescope and the test is conservative.
+    """
+    _, means = block_means(t, y, DRIFT_BLOCKS)
+    steps = np.diff(means)
+    if len(steps) < 3:
+        return 1.0
+    if float(np.ptp(steps)) == 0.0:
+        return 0.0 if steps[0] > 0 else 1.0
+    return float(stats.ttest_1samp(steps, 0.0, alternative="greater").pvalue)
 
 
 def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
@@ -182,6 +205,13 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
             base.reason += (f"; growth slowed in the late half ({_per_h(trend.late_slope_per_h, spec.unit)} vs "
                             f"{_per_h(trend.early_slope_per_h, spec.unit)}): a bounded structure still filling? "
                             "run longer or compare against a known-good run")
+    elif (spec.counting and big_enough and trend.persists and trend.mk_p_value < float(settings["alpha"])
+          and (drift_p := drift_p_value(tw, yw)) < float(settings["alpha"])):
+        base.verdict = "leak"
+        base.reason = (f"{amount_text} in steady increments (block-mean increments p={drift_p:.2g}, "
+                       f"Mann-Kendall p={trend.mk_p_value:.2g}) above the floor {floor_text}; a count that "
+                       f"grows per operation walks like a random walk, which the slope test (p={trend.p_value:.2g}) "
+                       "cannot tell from noise")
     elif trend.significant:
         base.verdict = "pass"
         base.reason = f"significant but small: {small_text}"

@@ -244,3 +244,32 @@ def test_a_diff_that_does_not_cover_the_window_leaves_the_verdict_to_the_series(
     partial = _quick_run_with_garbage(tmp_path, "partial", _diffs(-10, 0, last="checkpoint-1"))
     assert partial.verdict == "leak", partial.reason
     assert "tracemalloc" not in partial.reason.split(";")[0]
+
+
+def _fd_count(seed: int, kind: str) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = 300
+    if kind == "leak":   # one fd per session, ~5 sessions/s, plus connections opening and closing
+        return (30 + np.cumsum(rng.poisson(5.0, n)) + rng.integers(-3, 4, n)).astype(float)
+    walk = np.empty(n)  # connections: a random walk held between 10 and 50
+    level = 30
+    for i in range(n):
+        level = min(max(level + int(rng.integers(-1, 2)), 10), 50)
+        walk[i] = level
+    return walk
+
+
+def test_a_count_that_grows_per_operation_leaks_though_the_slope_test_sees_a_random_walk(settings):
+    # Seeds where the autocorrelation-adjusted slope test alone gives p ~ 0.016 > alpha on +1,100
+    # fds in 5 minutes (the real 5-minute fd leak: +1,629 fds, p = 0.015).
+    t = np.arange(300) * 1.0
+    for seed in (1, 2, 3):
+        verdict = classify(SPECS["open_fds"], t, _fd_count(seed, "leak"), settings, warmup_event_s=76.0)
+        assert verdict.verdict == "leak", verdict.reason
+        assert "steady increments" in verdict.reason and verdict.trend.p_value > settings["alpha"]
+
+
+def test_the_drift_test_adds_no_false_alarm_on_wandering_counts(settings):
+    t = np.arange(300) * 1.0
+    reasons = [classify(SPECS["open_fds"], t, _fd_count(seed, "walk"), settings).reason for seed in range(40)]
+    assert not any("steady increments" in reason for reason in reasons)
