@@ -4,9 +4,10 @@ Long real runs go in the background and the tests that read them run last, so th
 overlaps the other tests instead of adding to them:
 - the two-minute clean acceptance soak (started by tests/conftest.py with the first Locust-side
   test, or here at the latest; its test runs last of all);
-- every test module's SCENARIOS (name -> scenario: independent engine + Locust runs, see
-  memsoak_procs.Scenarios), all started together with the first test here; a test reads its run
-  with `plugin_runs.result(name)`, and those tests run after the other tests of this directory.
+- the background runs of the tests marked `@pytest.mark.scenario(NAME)` (NAME in their module's
+  SCENARIOS: name -> scenario, an independent engine + Locust run, see memsoak_procs.Scenarios),
+  all started together with the first test here, only those of selected tests; such a test reads
+  its run with `plugin_runs.result(NAME)` and runs after the other tests of this directory.
 """
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,7 +24,7 @@ def _here(item: pytest.Item) -> bool:
 
 
 def _reads_scenarios(item: pytest.Item) -> bool:
-    return _here(item) and hasattr(getattr(item, "module", None), "SCENARIOS")
+    return _here(item) and item.get_closest_marker("scenario") is not None
 
 
 def pytest_collection_modifyitems(items: list) -> None:
@@ -41,11 +42,9 @@ def pytest_collection_modifyitems(items: list) -> None:
 
 def _selected_scenarios(items: list) -> dict[str, Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
-    modules = {item.module for item in items if _reads_scenarios(item)}
-    for module in sorted(modules, key=lambda module: module.__name__):
-        for name, scenario in module.SCENARIOS.items():
-            assert name not in found, f"scenario name {name!r} used twice"
-            found[name] = scenario
+    for item in sorted((item for item in items if _reads_scenarios(item)), key=lambda item: item.nodeid):
+        name = item.get_closest_marker("scenario").args[0]
+        found[name] = item.module.SCENARIOS[name]
     return found
 
 

@@ -103,6 +103,9 @@ def engine(tmp_path: Path) -> Iterator[Callable[..., DemoEngine]]:
             log.close()
 
 
+# Set while Scenarios.close() ends what is still running, so their waits give up at once.
+CLOSING = threading.Event()
+
 # At most this many scenarios run at once (each is an engine and one to three Locust processes):
 # enough to hide their waiting, few enough that a 2-core machine is not swamped at start-up.
 AT_ONCE = 6
@@ -158,9 +161,19 @@ class Scenarios:
         return self.futures[name].result(timeout=timeout_s)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)  # every scenario's own waits are bounded; each cleans up after
-        for folder in list(self.procs):
-            self._clean(folder)  # nothing left unless a scenario never ran
+        """Normally every scenario has ended and cleaned up; after Ctrl-C or a deselected reader,
+        killing what is left makes the scenarios still running end at once instead of at their
+        timeouts."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        CLOSING.set()
+        try:
+            for folder in list(self.procs):
+                self._clean(folder)
+            self.pool.shutdown(wait=True)
+            for folder in list(self.procs):
+                self._clean(folder)
+        finally:
+            CLOSING.clear()
 
 
 @contextmanager
@@ -203,6 +216,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if CLOSING.is_set():
+            pytest.fail(f"stopped waiting for {what}: the background runs are being closed")
         value = check()
         if value:
             return value

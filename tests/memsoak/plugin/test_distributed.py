@@ -104,7 +104,7 @@ def _run(runs: Scenarios, procs: Procs, folder: Path, processes: bool) -> Run:
     return Run(master.pid, code, output(master), folder, list(proxy.callers), accounts)
 
 
-# Started in the background with the first test of tests/memsoak (conftest.py: plugin_runs).
+# Run in the background (tests/memsoak/conftest.py: plugin_runs) for the tests marked with their name.
 SCENARIOS = {"workers": lambda *a: _run(*a, processes=False),
              "processes": lambda *a: _run(*a, processes=True)}
 
@@ -130,11 +130,13 @@ def _check_one_report_with_the_workers_counts(run: Run) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.scenario("workers")
 def test_master_and_two_workers(plugin_runs: Scenarios) -> None:
     _check_one_report_with_the_workers_counts(plugin_runs.result("workers"))
 
 
 @pytest.mark.slow
+@pytest.mark.scenario("processes")
 def test_processes_2_forks_two_workers_and_one_master_measures(plugin_runs: Scenarios) -> None:
     run = plugin_runs.result("processes")
     _check_one_report_with_the_workers_counts(run)

@@ -105,30 +105,35 @@ def interrupted(runs: Scenarios, procs: Procs, tmp_path: Path, sig: int) -> None
     assert (tmp_path / "run" / "requests.json").exists()
 
 
-# Started in the background with the first test of tests/memsoak (conftest.py: plugin_runs).
+# Run in the background (tests/memsoak/conftest.py: plugin_runs) for the tests marked with their name.
 SCENARIOS = {"unreachable_hook": unreachable_hook, "rss_limit_headless": rss_limit_headless,
              "rss_limit_web_ui": rss_limit_web_ui, "engine_killed": engine_killed,
              "ctrl_c": lambda *a: interrupted(*a, sig=signal.SIGINT),
              "sigterm": lambda *a: interrupted(*a, sig=signal.SIGTERM)}
 
 
+@pytest.mark.scenario("unreachable_hook")
 def test_unreachable_hook_fails_fast_with_one_line(plugin_runs: Scenarios) -> None:
     plugin_runs.result("unreachable_hook")
 
 
+@pytest.mark.scenario("rss_limit_headless")
 def test_rss_limit_stops_a_headless_run(plugin_runs: Scenarios) -> None:
     plugin_runs.result("rss_limit_headless")
 
 
+@pytest.mark.scenario("rss_limit_web_ui")
 def test_rss_limit_stops_a_web_ui_run(plugin_runs: Scenarios) -> None:
     plugin_runs.result("rss_limit_web_ui")
 
 
+@pytest.mark.scenario("engine_killed")
 def test_engine_killed_mid_run_keeps_every_sample(plugin_runs: Scenarios) -> None:
     plugin_runs.result("engine_killed")
 
 
-@pytest.mark.parametrize("name", ["ctrl_c", "sigterm"])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.scenario(name))
+                                  for name in ("ctrl_c", "sigterm")])
 def test_interrupt_still_writes_the_report(plugin_runs: Scenarios, name: str) -> None:
     plugin_runs.result(name)
 

@@ -41,5 +41,6 @@ SCENARIOS = {"planted_leak": planted_leak}
 
 
 @pytest.mark.slow
+@pytest.mark.scenario("planted_leak")
 def test_planted_leak_exits_with_leak_code_and_names_its_line(plugin_runs: Scenarios) -> None:
     plugin_runs.result("planted_leak")
