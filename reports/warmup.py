@@ -78,7 +78,7 @@ class Tail:
     amplitude: float   # what was left of the fill at the change point, y units
     tau_s: float       # its time constant
     noise: float       # residual sd of the samples around line + tail
-    cut_s: float       # from here on, the tail biases the window's OLS slope by < TAIL_BIAS s.e.
+    cut_s: float       # from here on, the tail tilts the window's slope by < TAIL_BIAS s.e.
     left: float        # what is left of the tail there, y units
     fitted_from: float  # the fit's first sample: the warm-up's start (whole fill) or the break
 
@@ -159,8 +159,8 @@ def fill_tail(t: np.ndarray, y: np.ndarray, start: float, origin: float | None =
     for fit, t0 in fits:
         if fit.t_stat >= TAIL_T:
             cut = _unbiased_from(t[keep], t0, fit.amplitude, fit.tau, fit.noise, fit.phi)
-            left_at = lambda when: fit.amplitude * math.exp(-(when - t0) / fit.tau)  # noqa: E731
-            return Tail(left_at(start), fit.tau, fit.noise, cut, left_at(cut), t0)
+            at_break, at_cut = (fit.amplitude * math.exp(-(when - t0) / fit.tau) for when in (start, cut))
+            return Tail(at_break, fit.tau, fit.noise, cut, at_cut, t0)
     return None
 
 
@@ -229,10 +229,12 @@ def find_warmup(t: np.ndarray, y: np.ndarray, users: Sequence[Any] | None, *,
         tail = fill_tail(t, y, cp, origin=start)
         if tail is not None and tail.cut_s > cp:
             end = min(tail.cut_s, limit)
-            detail += (f"; the fill's tail ({tail.amplitude / tail.noise:.1f} noise sd left, time constant "
-                       f"{tail.tau_s:.0f}s, fitted from t={tail.fitted_from:.0f}s) is down to {tail.left / tail.noise:.2f} noise sd at t={tail.cut_s:.0f}s "
-                       f"(slope bias < {TAIL_BIAS:g} s.e.)"
-                       + ("" if end == tail.cut_s else f"; capped at t={end:.0f}s (warmup_max_fraction)"))
+            detail += (f"; the fill was still {tail.amplitude / tail.noise:.1f} noise sd short of its level "
+                       f"(exponential approach fitted from t={tail.fitted_from:.0f}s, time constant "
+                       f"{tail.tau_s:.0f}s), down to {tail.left / tail.noise:.2f} noise sd at t={tail.cut_s:.0f}s "
+                       f"where it tilts the slope by < {TAIL_BIAS:g} s.e.")
+            if end < tail.cut_s:
+                detail += f"; capped at t={end:.0f}s (warmup_max_fraction)"
             return WarmupCut(end, "change_point", detail)
         return WarmupCut(cp, "change_point", detail)
     return WarmupCut(start, method, detail)

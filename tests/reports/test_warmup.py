@@ -25,7 +25,7 @@ def test_leak_on_a_filling_cache_is_found(slope, seed, hours4, settings):
     assert verdict.verdict == "leak", verdict.reason
     # 60 MB with a 10-minute time constant: what is left tilts the slope by < 0.5 s.e. after ~6.7 of them.
     assert verdict.warmup.method == "change_point" and 3600 <= verdict.warmup.end_s <= 4800
-    assert "tail" in verdict.warmup.detail and "time constant" in verdict.warmup.detail
+    assert "exponential approach" in verdict.warmup.detail and "time constant" in verdict.warmup.detail
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13, 14])
@@ -58,7 +58,7 @@ def test_tail_time_constant_and_amplitude_are_recovered():
 def test_a_ramp_that_stops_dead_has_no_tail(hours4):
     y = 150 + np.minimum(hours4 / 600.0, 1.0) * 80 + np.random.default_rng(4).normal(0, 0.4, len(hours4))
     cut = _cut(hours4, y)
-    assert cut.method == "change_point" and 400 <= cut.end_s <= 900 and "tail" not in cut.detail
+    assert cut.method == "change_point" and 400 <= cut.end_s <= 900 and "exponential" not in cut.detail
     # Over the whole warm-up the broken line beats an exponential approach, and after it, no curve.
     assert fill_tail(hours4, y, cut.end_s, origin=0.0) is None
 
