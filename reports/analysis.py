@@ -32,7 +32,8 @@ from .trend import block_means, trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
-DRIFT_BLOCKS = 10    # block means for the counting signals' drift test: 9 increments
+DRIFT_BLOCKS = 10    # block means for the drift test: 9 increments
+UNIT_ROOT_LAG1 = 0.99   # residual autocorrelation from which RSS gets the drift test too
 DECELERATING = 0.5   # late-half slope below this share of the early half's: say so in the reason
 
 
@@ -45,7 +46,10 @@ class SignalSpec:
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
     min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
-    counting: bool = False   # a count of held resources: a leak is a counting process (drift_p_value)
+    # When the drift test of block-mean increments may also call a leak (drift_p_value): "always"
+    # for counts of held resources, "unit_root" for RSS (only where the slope test's residuals
+    # are a near random walk and it has no power left), "never" elsewhere.
+    drift_test: str = "never"
 
 
 def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
@@ -57,20 +61,21 @@ def _growth_floor(setting: str) -> Callable[[dict[str, Any]], tuple[str, float]]
 
 
 SPECS = {
-    "rss": SignalSpec("rss", "RSS", "bytes", "rss_bytes", _rate_floor, min_growth_mb="rss_min_growth_mb"),
+    "rss": SignalSpec("rss", "RSS", "bytes", "rss_bytes", _rate_floor, min_growth_mb="rss_min_growth_mb",
+                      drift_test="unit_root"),
     "tree_rss": SignalSpec("tree_rss", "tree RSS", "bytes", "tree_rss_bytes", _rate_floor,
-                           min_growth_mb="rss_min_growth_mb"),
+                           min_growth_mb="rss_min_growth_mb", drift_test="unit_root"),
     "heap_traced": SignalSpec("heap", "Python heap (tracemalloc)", "bytes", "traced_current_bytes", _rate_floor,
                               min_growth_mb="heap_min_growth_mb"),
     "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
                               _growth_floor("heap_blocks_min_growth")),
     "gc_objects": SignalSpec("gc_objects", "gc objects", "count", "gc_objects", _growth_floor("objects_min_growth")),
     "open_fds": SignalSpec("open_fds", "open fds", "count", "open_fds", _growth_floor("fds_min_growth"), False,
-                           counting=True),
+                           drift_test="always"),
     "threads": SignalSpec("threads", "threads", "count", "threads", _growth_floor("threads_min_growth"), False,
-                          counting=True),
+                          drift_test="always"),
     "asyncio_tasks": SignalSpec("asyncio_tasks", "asyncio tasks", "count", "asyncio_tasks",
-                                _growth_floor("tasks_min_growth"), False, counting=True),
+                                _growth_floor("tasks_min_growth"), False, drift_test="always"),
 }
 DRIVER_ORDER = ("heap", "rss", "tree_rss", "gc_objects", "open_fds", "threads", "asyncio_tasks")
 
@@ -108,6 +113,10 @@ def drift_p_value(t: np.ndarray, y: np.ndarray) -> float:
     if float(np.ptp(steps)) == 0.0:
         return 0.0 if steps[0] > 0 else 1.0
     return float(stats.ttest_1samp(steps, 0.0, alternative="greater").pvalue)
+
+
+def _drift_applies(spec: SignalSpec, lag1: float) -> bool:
+    return spec.drift_test == "always" or (spec.drift_test == "unit_root" and lag1 >= UNIT_ROOT_LAG1)
 
 
 def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
@@ -207,13 +216,13 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
             base.reason += (f"; growth slowed in the late half ({_per_h(trend.late_slope_per_h, spec.unit)} vs "
                             f"{_per_h(trend.early_slope_per_h, spec.unit)}): a bounded structure still filling? "
                             "run longer or compare against a known-good run")
-    elif (spec.counting and big_enough and trend.persists and trend.mk_p_value < float(settings["alpha"])
+    elif (_drift_applies(spec, trend.lag1) and big_enough and trend.persists and trend.mk_p_value < float(settings["alpha"])
           and (drift_p := drift_p_value(tw, yw)) < float(settings["alpha"])):
         base.verdict = "leak"
         base.reason = (f"{amount_text} in steady increments (block-mean increments p={drift_p:.2g}, "
-                       f"Mann-Kendall p={trend.mk_p_value:.2g}) above the floor {floor_text}; a count that "
-                       f"grows per operation walks like a random walk, which the slope test (p={trend.p_value:.2g}) "
-                       "cannot tell from noise")
+                       f"Mann-Kendall p={trend.mk_p_value:.2g}) above the floor {floor_text}; growth per "
+                       f"operation walks like a random walk, which the slope test (p={trend.p_value:.2g}, residual "
+                       f"autocorrelation {trend.lag1:.3f}) cannot tell from noise")
     elif trend.significant:
         base.verdict = "pass"
         base.reason = f"significant but small: {small_text}"

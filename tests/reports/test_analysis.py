@@ -273,3 +273,25 @@ def test_the_drift_test_adds_no_false_alarm_on_wandering_counts(settings):
     t = np.arange(300) * 1.0
     reasons = [classify(SPECS["open_fds"], t, _fd_count(seed, "walk"), settings).reason for seed in range(40)]
     assert not any("steady increments" in reason for reason in reasons)
+
+
+def test_native_growth_per_message_leaks_on_rss_where_the_slope_test_sees_a_random_walk(settings):
+    # RSS = 16 KB x cumulative messages at a wandering message rate: residuals around the line are a
+    # near random walk (lag-1 0.999) and the slope test alone gives p = 0.02-0.09 (the real 150 s
+    # native run: +47.7 MB, p = 0.024).
+    t = np.arange(150) * 1.0
+    for seed in (0, 2, 3):
+        rng = np.random.default_rng(seed)
+        rate = np.maximum(20 + synth.ar1(rng, len(t), 0.98, 3.0), 0)
+        rss = 100 * MB + 16384 * np.cumsum(rate) + rng.normal(0, 0.05 * MB, len(t))
+        verdict = classify(SPECS["rss"], t, rss, settings, warmup_event_s=40.0)
+        assert verdict.verdict == "leak" and "steady increments" in verdict.reason, verdict.reason
+        assert verdict.trend.p_value > settings["alpha"]
+
+
+@pytest.mark.parametrize("family", ["ar1", "steps", "sawtooth"])
+def test_the_rss_drift_test_adds_no_false_alarm_on_clean_families(family, settings):
+    t = np.arange(300) * 1.0
+    reasons = [classify(SPECS["rss"], t, synth.clean(family, np.random.default_rng(9000 + s), t) * MB,
+                        settings).reason for s in range(25)]
+    assert not any("steady increments" in reason for reason in reasons)
