@@ -6,9 +6,9 @@ a leak when any signal leaks, driven by the first leaking signal in DRIVER_ORDER
 first when tracing: RSS keeps freed memory in allocator arenas, the heap does not). A traced heap's
 leak also needs the tracemalloc diff's net growth over the window (when a diff brackets it) above
 heap_min_growth_mb: the series carries garbage that waits for a full collection, the diff's two
-ends carry alike. Counts of held resources (fds, threads, tasks) also leak on a drift test of
-their block-mean increments: a leak of one per session is a random walk with drift, which the
-slope test cannot tell from noise. Events then set the outcome: engine_lost > rss_limit > leak > pass.
+ends carry alike. Counts of held resources (fds, threads, tasks), and RSS where its residuals are
+a near random walk, also leak on a drift test of their block-mean increments: a leak per session
+or message is a random walk with drift, which the slope test cannot tell from noise. Events then set the outcome: engine_lost > rss_limit > leak > pass.
 """
 from __future__ import annotations
 
