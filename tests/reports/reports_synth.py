@@ -14,6 +14,9 @@ from scipy import signal
 
 MB = 1024 * 1024
 FAMILIES = ("white", "ar1", "steps", "sawtooth", "plateau")
+# Beyond the five: the bounded cache under AR(1) noise instead of white noise, where the
+# noise hides how much of the fill is left after the warm-up cut (measured in the bench only).
+EXTRA_FAMILIES = ("plateau_ar1",)
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
@@ -41,6 +44,8 @@ def clean(family: str, rng: np.random.Generator, t_s: np.ndarray) -> np.ndarray:
     elif family == "plateau":
         # A bounded cache: 60 MB filling with a 10-minute time constant, then flat.
         noise = 60.0 * (1 - np.exp(-t_s / 600.0)) + rng.normal(0, 0.5, n)
+    elif family == "plateau_ar1":
+        noise = 60.0 * (1 - np.exp(-t_s / 600.0)) + ar1(rng, n, 0.99, 0.15)
     else:
         raise ValueError(family)
     return 200.0 + noise
