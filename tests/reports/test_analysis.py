@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import reports
-from reports.analysis import SPECS, classify
+from reports.analysis import SPECS, classify, drift_p_value
 import reports_synth as synth
 
 MB = synth.MB
@@ -295,3 +295,26 @@ def test_the_rss_drift_test_adds_no_false_alarm_on_clean_families(family, settin
     reasons = [classify(SPECS["rss"], t, synth.clean(family, np.random.default_rng(9000 + s), t) * MB,
                         settings).reason for s in range(25)]
     assert not any("steady increments" in reason for reason in reasons)
+
+
+def _random_walk_rss(seed: int, slowing: bool) -> np.ndarray:
+    """5 minutes at 1 s of RSS that only grows in small random steps (a near random walk)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(300) * 1.0
+    if slowing:       # arenas still filling: the pace halves every ~3 minutes
+        pace = np.exp(-t / 250.0)
+        steps = rng.exponential(1.0, 300) * pace * 3.4 / pace.sum()
+    else:
+        steps = rng.exponential(3.0 / 300, 300)
+    return (300.0 + np.cumsum(steps) + rng.normal(0, 0.002, 300)) * MB
+
+
+def test_drift_test_calls_steady_random_walk_growth_but_not_a_slowing_warmup(settings):
+    t = np.arange(300) * 1.0
+    steady = classify(SPECS["rss"], t, _random_walk_rss(2, slowing=False), settings)
+    assert steady.verdict == "leak" and "steady increments" in steady.reason
+    slowing_rss = _random_walk_rss(0, slowing=True)
+    slowing = classify(SPECS["rss"], t, slowing_rss, settings)
+    assert slowing.trend.lag1 >= 0.99                                   # the drift test's regime
+    assert drift_p_value(t, slowing_rss) < settings["alpha"]            # which alone would call it
+    assert slowing.verdict != "leak", slowing.reason
