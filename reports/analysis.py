@@ -8,7 +8,8 @@ leak also needs the tracemalloc diff's net growth over the window (when a diff b
 heap_min_growth_mb: the series carries garbage that waits for a full collection, the diff's two
 ends carry alike. Counts of held resources (fds, threads, tasks), and RSS where its residuals are
 a near random walk, also leak on a drift test of their block-mean increments: a leak per session
-or message is a random walk with drift, which the slope test cannot tell from noise. Events then set the outcome: engine_lost > rss_limit > leak > pass.
+or message is a random walk with drift, which the slope test cannot tell from noise. Events then
+set the outcome: engine_lost > rss_limit > leak > pass.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from .rates import op_series, per_op_rates, project, which_action
 from .rundata import RunData
 from .settings import resolve
 from .steps import remove_snapshot_steps
-from .trend import block_means, trend_test
+from .trend import Trend, block_means, trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
@@ -116,7 +117,7 @@ def drift_p_value(t: np.ndarray, y: np.ndarray) -> float:
     return float(stats.ttest_1samp(steps, 0.0, alternative="greater").pvalue)
 
 
-def _steady(trend: Any) -> bool:
+def _steady(trend: Trend) -> bool:
     """Growth that keeps its pace: the late half's slope is at least DRIFT_STEADY of the early half's.
 
     The drift test only asks that block means keep rising, which a clean engine's RSS also does

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pymannkendall
@@ -113,17 +114,18 @@ def ar1_innovations(resid: np.ndarray) -> tuple[float, np.ndarray]:
     return phi, resid[1:] - phi * resid[:-1]
 
 
-def gls_ar1(x: np.ndarray, y: np.ndarray) -> tuple[LinearFit, float]:
+def gls_ar1(x: np.ndarray, y: np.ndarray, plain: LinearFit | None = None) -> tuple[LinearFit, float]:
     """Feasible GLS (Prais-Winsten) of y on x under AR(1) noise, and the innovations' excess kurtosis.
 
     The innovation variance is estimated from all n whitened residuals, not from the few
     decorrelation times of the raw series, which is where the OLS shortcut loses its power; the
     price is trusting the Gaussian AR(1) model, hence the kurtosis returned for the caller to check.
+    `plain`: ols_ar1(x, y) when the caller already has it.
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     n = len(y)
-    plain = ols_ar1(x, y)
+    plain = plain or ols_ar1(x, y)
     if n < 8 or not math.isfinite(plain.se) or plain.se == 0:
         return plain, math.inf
     resid = y - plain.intercept - plain.slope * x
@@ -148,13 +150,13 @@ def slope_test(x: np.ndarray, y: np.ndarray, shifts: np.ndarray | None = None) -
     """The slope test for one window: (fit, method, innovations' excess kurtosis); see the module doc."""
     if shifts is not None and shifts.size:
         return ols_ar1_shifted(x, y, shifts), "ols_ar1_shifted", math.nan
-    if len(y) >= GAUSSIAN_MIN_SAMPLES:
-        gls, kurtosis = gls_ar1(x, y)
-        if (abs(kurtosis) <= GAUSSIAN_MAX_EXCESS_KURTOSIS
-                and len(y) * (1 - gls.lag1) >= GAUSSIAN_MIN_DECORRELATIONS):
-            return gls, "gls_ar1", kurtosis
-        return ols_ar1(x, y), "ols_ar1", kurtosis
-    return ols_ar1(x, y), "ols_ar1", math.nan
+    plain = ols_ar1(x, y)
+    if len(y) < GAUSSIAN_MIN_SAMPLES:
+        return plain, "ols_ar1", math.nan
+    gls, kurtosis = gls_ar1(x, y, plain)
+    if abs(kurtosis) <= GAUSSIAN_MAX_EXCESS_KURTOSIS and len(y) * (1 - gls.lag1) >= GAUSSIAN_MIN_DECORRELATIONS:
+        return gls, "gls_ar1", kurtosis
+    return plain, "ols_ar1", kurtosis
 
 
 def ols_ar1_shifted(x: np.ndarray, y: np.ndarray, shifts: np.ndarray) -> LinearFit:
@@ -290,12 +292,12 @@ def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: floa
         low, high = min(low, fit_low), max(high, fit_high)
     mk_p = mann_kendall_hr(by)
     half = n // 2
-    late = ols_ar1(t_h[half:], y[half:]) if n - half >= 4 else fit
-    early = ols_ar1(t_h[:half], y[:half]) if half >= 4 else fit
-    persist_z = 0.0
-    if method == "gls_ar1" and half >= 4:
-        late, persist_z = gls_ar1(t_h[half:], y[half:])[0], PERSIST_Z
-        early = gls_ar1(t_h[:half], y[:half])[0]
+    gaussian = method == "gls_ar1"
+    half_fit: Callable[[np.ndarray, np.ndarray], LinearFit] = (
+        (lambda hx, hy: gls_ar1(hx, hy)[0]) if gaussian else ols_ar1)
+    late = half_fit(t_h[half:], y[half:]) if n - half >= 4 else fit
+    early = half_fit(t_h[:half], y[:half]) if half >= 4 else fit
+    persist_z = PERSIST_Z if gaussian else 0.0
     significant = fit.p_increasing < alpha and mk_p < alpha and sen > 0
     # A point estimate of the late half's slope is noisy (half the window: ~2.8x the whole slope's
     # standard error); comparing it alone called 1 in 10 slow leaks on AR(1) noise a plateau. Where
