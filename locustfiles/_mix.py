@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+IGNORED_FRAMES = ("pong", "ping", "stream_start", "iteration_start", "iteration_end", "thinking",
+                  "tool_call", "tool_result", "usage")
 # (name, type, default, help); the dest is the name with underscores.
 MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
     ("api-base", str, "/api/engine/chat", "Base path of the chat REST API (sessions live under it)"),
@@ -19,7 +21,9 @@ MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
     ("api-key-header", str, "X-API-Key", "Name of the header that carries the API key"),
     ("api-key", str, "demo-key", "API key sent in --api-key-header (and as ?api_key= on WebSockets)"),
     ("extra-headers", str, "",
-     "Extra headers 'Name: value; Name2: value'; values may use {user_index}, {worker_index}, {uuid}, {rand}"),
+     "Extra headers 'Name: value; Name2: value'; values may use {user_index}, {worker_index} (fixed per "
+     "user) and {uuid}, {rand} (new on every request: never in a header the engine keys state on, such "
+     "as X-Forwarded-For)"),
     ("agent-id", str, "", "agent_id sent when creating a session (empty: omitted)"),
     ("model", str, "", "model sent when creating a session (empty: omitted)"),
     ("messages-min", int, 2, "Fewest messages a session sends"),
@@ -30,6 +34,17 @@ MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
     ("words-max", int, 60, "Most words in a message"),
     ("read-back-ratio", float, 0.3, "Probability that a session is read back (GET) after its messages"),
     ("end-ratio", float, 1 / 3, "Probability that a session is ended (DELETE) rather than left open"),
+    # The streaming protocol (StreamUser). The defaults cover both the frames the real Aria engine
+    # sends (aria_engine/streaming.py: stream_start, content, stream_end, a keepalive pong, ...) and
+    # the ones its docstring documents (token, done).
+    ("ws-token-frames", str, "token,content", "WebSocket frame types that carry answer text (first one: TTFT)"),
+    ("ws-end-frames", str, "done,stream_end", "WebSocket frame types that end a reply"),
+    ("ws-error-frames", str, "error", "WebSocket frame types that are an error answer (a failed reply)"),
+    ("ws-ignore-frames", str, ",".join(IGNORED_FRAMES),
+     "WebSocket frame types read and ignored (keepalives, progress); any other type is logged once"),
+    ("ws-reply-timeout-s", float, 120.0,
+     "Deadline for one streamed reply, from sending the message to its end frame; keepalives do not "
+     "reset it. A reply that has not ended by then is a failure"),
 ]
 
 
@@ -58,6 +73,11 @@ class MixOptions:
     words_max: int
     read_back_ratio: float
     end_ratio: float
+    ws_token_frames: frozenset[str] = frozenset({"token", "content"})
+    ws_end_frames: frozenset[str] = frozenset({"done", "stream_end"})
+    ws_error_frames: frozenset[str] = frozenset({"error"})
+    ws_ignore_frames: frozenset[str] = frozenset(IGNORED_FRAMES)
+    ws_reply_timeout_s: float = 120.0
 
     @classmethod
     def from_parsed(cls, options: Any) -> "MixOptions":
@@ -81,6 +101,11 @@ class MixOptions:
             words_max=int(get("words-max")),
             read_back_ratio=float(get("read-back-ratio")),
             end_ratio=float(get("end-ratio")),
+            ws_token_frames=frame_types(get("ws-token-frames")),
+            ws_end_frames=frame_types(get("ws-end-frames")),
+            ws_error_frames=frame_types(get("ws-error-frames")),
+            ws_ignore_frames=frame_types(get("ws-ignore-frames")),
+            ws_reply_timeout_s=float(get("ws-reply-timeout-s")),
         )
         mix.validate()
         return mix
@@ -101,6 +126,20 @@ class MixOptions:
             raise MixError(f"--ws-path must contain {{id}} (got {self.ws_path!r})")
         if not self.api_key_header:
             raise MixError("--api-key-header must not be empty")
+        if not self.ws_reply_timeout_s > 0:
+            raise MixError(f"--ws-reply-timeout-s must be positive (got {self.ws_reply_timeout_s})")
+        for flag, kinds in (("--ws-token-frames", self.ws_token_frames), ("--ws-end-frames", self.ws_end_frames)):
+            if not kinds:
+                raise MixError(f"{flag} must name at least one frame type")
+        roles = {"--ws-token-frames": self.ws_token_frames, "--ws-end-frames": self.ws_end_frames,
+                 "--ws-error-frames": self.ws_error_frames, "--ws-ignore-frames": self.ws_ignore_frames}
+        seen: dict[str, str] = {}
+        for flag, kinds in roles.items():
+            for kind in sorted(kinds):
+                if kind in seen:
+                    raise MixError(f"frame type {kind!r} is in both {seen[kind]} and {flag}: "
+                                   f"give each type one role")
+                seen[kind] = flag
 
     def headers(self, user_index: int, worker_index: int) -> dict[str, str]:
         """The headers of one user: the API key plus the extra headers with their templates filled."""
@@ -113,6 +152,24 @@ class MixOptions:
 
 
 _TEMPLATE_FIELDS = {"user_index", "worker_index", "uuid", "rand"}
+
+
+VOLATILE_FIELDS = {"uuid", "rand"}
+
+
+def volatile_headers(pairs: tuple[tuple[str, str], ...]) -> list[str]:
+    """Names of extra headers whose value changes with every request ({uuid}, {rand})."""
+    out = []
+    for name, value in pairs:
+        fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        if fields & VOLATILE_FIELDS:
+            out.append(name)
+    return out
+
+
+def frame_types(text: Any) -> frozenset[str]:
+    """'token, content' -> {"token", "content"}."""
+    return frozenset(filter(None, (part.strip() for part in str(text).split(","))))
 
 
 def parse_extra_headers(text: str) -> tuple[tuple[str, str], ...]:

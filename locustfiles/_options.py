@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 from locust import events
 
-from locustfiles._mix import MIX_ARGUMENTS, MixError, MixOptions, env_var
+from locustfiles._mix import MIX_ARGUMENTS, MixError, MixOptions, env_var, volatile_headers
 
 log = logging.getLogger("memsoak.users")
 BAD_CONFIG = 13  # reports/outcome.py: bad_config
@@ -36,7 +36,12 @@ def _check_at_init(environment: Any, **_kwargs: Any) -> None:
     if environment.runner is None or type(environment.runner).__name__ == "WorkerRunner":
         return
     try:
-        MixOptions.from_parsed(environment.parsed_options)
+        mix = MixOptions.from_parsed(environment.parsed_options)
+        for name in volatile_headers(mix.extra_headers):
+            log.warning("memsoak: --extra-headers %s uses {uuid}/{rand}, which change with every request: "
+                        "an engine that keeps state per client (rate limiter, per-client caches) keeps "
+                        "one entry per request, a leak the harness itself causes. For a client identity "
+                        "use {user_index}, e.g. \"X-Forwarded-For: 10.0.0.{user_index}\"", name)
     except MixError as exc:
         if getattr(environment.parsed_options, "headless", False):
             sys.stderr.write(f"memsoak: {exc}\n")

@@ -53,3 +53,17 @@ def test_uuid_template_differs_between_users() -> None:
     mix = MixOptions.from_parsed(options(extra_headers="X-Request-Owner: {uuid}"))
     assert pairs == (("X-Request-Owner", "{uuid}"),)
     assert mix.headers(1, 0)["X-Request-Owner"] != mix.headers(2, 0)["X-Request-Owner"]
+
+
+def test_frame_roles_default_to_real_and_documented_frames_and_must_not_overlap() -> None:
+    from types import SimpleNamespace
+
+    from locustfiles._mix import MixError, MixOptions, volatile_headers, parse_extra_headers
+    mix = MixOptions.from_parsed(None)
+    assert {"token", "content"} == mix.ws_token_frames and {"done", "stream_end"} == mix.ws_end_frames
+    assert {"pong", "stream_start", "thinking", "tool_call"} <= mix.ws_ignore_frames
+    with pytest.raises(MixError, match="'pong' is in both"):
+        MixOptions.from_parsed(SimpleNamespace(ws_token_frames="token,pong"))
+    with pytest.raises(MixError, match="--ws-reply-timeout-s must be positive"):
+        MixOptions.from_parsed(SimpleNamespace(ws_reply_timeout_s=0))
+    assert volatile_headers(parse_extra_headers("X-Forwarded-For: 10.0.0.{user_index}; X-Req: {uuid}")) == ["X-Req"]
