@@ -41,6 +41,12 @@ PLUGIN_ARGS: tuple[PluginArg, ...] = (
     PluginArg("quick", bool, False, "5-minute smoke soak: --run-time 300 unless set"),
 )
 
+# realeng (issue 14): the live status line
+PLUGIN_ARGS += (
+    PluginArg("status_interval_s", float, 60.0,
+              "Seconds between status lines (elapsed, load, RSS/heap, trend, provisional verdict); 0 = none"),
+)
+
 
 def _escape(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help strings with %

@@ -23,6 +23,7 @@ from memsoak.hook import HookClient, HookError
 from memsoak.plugin.arguments import QUICK_RUN_TIME_S, option, settings_of
 from memsoak.rundir import RunDir
 from memsoak.plugin.soak import Soak
+from memsoak.plugin import status
 
 log = logging.getLogger("memsoak")
 BAD_CONFIG = 13
@@ -141,6 +142,7 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     State.current = Soak(environment, rundir, health,
                          stop_locust=lambda: stop_locust(environment, quit_too=True))
     State.current.start()
+    status.start(environment, State.current)
 
 
 def stop_locust(environment: Any, quit_too: bool) -> None:
@@ -171,6 +173,7 @@ def print_verdict() -> None:
     State.printed = True
     print(soak.console_text, flush=True)
     print(f"memsoak: report {soak.report_path or soak.rundir.path} (exit code {soak.exit_code})", flush=True)
+    status.print_final_hints(soak.environment)
 
 
 @events.test_stop.add_listener

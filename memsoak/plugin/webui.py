@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Response, request
 
+from memsoak.plugin import status
 from memsoak.plugin.arguments import option
 
 TABLE_KEY = "memsoak_memory"
@@ -78,6 +79,7 @@ def table(environment: Any, state: Any) -> list[dict[str, str]]:
     ]
     out += trend_rows(rows)
     if soak is not None:
+        out.append(("Status", status.status_line(environment, soak)))
         age = time.monotonic() - soak.t0 - float(latest.get("t", 0.0)) if latest else None
         out += [("Samples", str(len(rows))),
                 ("Last sample", f"{age:.1f} s ago" if age is not None else "none yet"),
