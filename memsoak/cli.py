@@ -15,6 +15,8 @@ COMMANDS: dict[str, str] = {
     "demo": "memsoak.commands.demo",
     "report": "memsoak.commands.report",
     "compare": "memsoak.commands.compare",
+    "soak": "memsoak.commands.soak",
+    "options": "memsoak.commands.options",
 }
 BAD_CONFIG = 13
 
@@ -53,8 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memsoak: the '{argv[0]}' command is not available in this install "
               f"(module {COMMANDS[argv[0]]} missing)", file=sys.stderr)
         return BAD_CONFIG
+    engine_command: list[str] = []
+    if argv and argv[0] == "soak" and "--" in argv:  # `memsoak soak [OPTIONS] -- ENGINE COMMAND`
+        cut = argv.index("--")
+        argv, engine_command = argv[:cut], argv[cut + 1:]
     parser, loaded = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(loaded.get(args.command or ""), "ACCEPTS_EXTRA", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra, args.engine_command = extra, engine_command
     if not args.command:
         parser.print_help()
         return BAD_CONFIG

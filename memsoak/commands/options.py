@@ -1,0 +1,73 @@
+"""`memsoak options`: every memsoak setting with its flag, environment variable, locust.conf key and
+default, read from the same tables that register them (so the list cannot drift from the code).
+
+Locust prints `--help` before it loads the locustfiles, so `locust -f locustfiles --help` never
+shows these; this command does. Locust's own options: `locust --help`.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from typing import Any, Iterable
+
+NAME = "options"
+HELP = "list every memsoak setting: flag, environment variable, locust.conf key, default"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
+
+
+def rows() -> list[tuple[str, str, str, str, str, str]]:
+    """(group, flag, env var, conf key, default, help) for every setting."""
+    from locustfiles._mix import MIX_ARGUMENTS, env_var
+    from memsoak.plugin.arguments import PLUGIN_ARGS
+    from reports.settings import SETTINGS
+
+    out = []
+    for group, specs in (("plugin", PLUGIN_ARGS), ("verdict", SETTINGS)):
+        for spec in specs:
+            out.append((group, spec.flag, spec.env_var, spec.flag[2:], _show(spec.default), spec.help))
+    for name, _kind, default, help_text in MIX_ARGUMENTS:
+        out.append(("users", f"--{name}", env_var(name), name, _show(default), help_text))
+    return out
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value) if value == "" else str(value)
+
+
+def table(lines: Iterable[tuple[str, ...]], markdown: bool) -> str:
+    lines = list(lines)
+    head = ("group", "flag", "environment variable", "locust.conf key", "default", "meaning")
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
+        return "\n".join(out)
+    widths = [max(len(line[i]) for line in [head, *lines]) for i in range(5)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    return "\n".join(fmt.format(*line) for line in [head, *lines])
+
+
+def run(args: argparse.Namespace) -> int:
+    # The plugin's table lives beside its Locust registration, and importing Locust monkey-patches
+    # the standard library (gevent), which must come before anything imports ssl: the memsoak CLI
+    # has imported requests by now, so the table is read in a fresh interpreter.
+    done = subprocess.run([sys.executable, "-c", f"import {__name__} as m; m.show({bool(args.markdown)})"],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        print(f"memsoak options: could not read the settings: {done.stderr.strip().splitlines()[-1:]}",
+              file=sys.stderr)
+        return 1
+    print(done.stdout, end="")
+    return 0
+
+
+def show(markdown: bool) -> None:
+    print(table(rows(), markdown))
+    print("\nSet each one as the flag (locust/memsoak soak), the environment variable, or `key = value` in "
+          "locust.conf; Locust's own options (-u, -r, -t, ...): locust --help", file=sys.stdout)
+    return 0

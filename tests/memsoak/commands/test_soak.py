@@ -1,0 +1,127 @@
+"""`memsoak soak -- ENGINE COMMAND` end to end, with the engine in a virtualenv of its own.
+
+The engine's venv is made from the shared interpreter with `python -m venv` (no system site
+packages) and gets only what the demo engine needs (fastapi, uvicorn, psutil at the versions
+installed here) from pip; the demo engine's code comes from this checkout. memsoak, Locust and the
+analysis stay in memsoak's environment. A copy of that venv without psutil is an engine whose hook
+cannot start: the harness must refuse it (exit 13, the reason) instead of soaking it unhooked.
+The venv is built once per machine (about a minute) and reused, keyed by the versions it holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+import psutil
+import pytest
+
+import memsoak
+from memsoak.engine import free_port
+
+REPO = Path(memsoak.__file__).resolve().parents[1]
+PINS = [f"{name}=={version(name)}" for name in ("fastapi", "uvicorn", "pydantic", "psutil")]
+
+
+def engine_venv() -> Path:
+    """A venv with only the demo engine's dependencies, built once (no system site packages)."""
+    tag = hashlib.sha1(" ".join([sys.version, *PINS]).encode()).hexdigest()[:10]
+    venv = Path(tempfile.gettempdir()) / f"memsoak-test-engine-venv-{tag}"
+    if (venv / "ready").exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *PINS],
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        pytest.skip(f"cannot install the engine's venv with pip: {done.stderr.strip()[-300:]}")
+    (venv / "ready").write_text(" ".join(PINS))
+    return venv
+
+
+def without_psutil(venv: Path, where: Path) -> Path:
+    copy = where / "venv-no-psutil"
+    shutil.copytree(venv, copy, symlinks=True)
+    subprocess.run([str(copy / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y", "psutil"],
+                   check=True, timeout=120, capture_output=True)
+    return copy
+
+
+def soak(tmp_path: Path, python: Path, port: int, *extra: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # the engine's code from this checkout, nothing else
+    cmd = [sys.executable, "-m", "memsoak.cli", "soak", "--host", f"http://127.0.0.1:{port}",
+           "--results", str(tmp_path / "results"), "--start-timeout-s", "60", "--stop-grace-s", "10",
+           *extra, "--", str(python), "-m", "demo_engine", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=tmp_path)
+
+
+def serving(port: int) -> list[int]:
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "demo_engine" in (p.info["cmdline"] or []) and str(port) in (p.info["cmdline"] or [])]
+
+
+@pytest.mark.slow
+def test_soak_runs_an_engine_from_its_own_venv_and_exits_with_the_verdict(tmp_path: Path) -> None:
+    venv = engine_venv()
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in cfg
+    port = free_port()
+    done = soak(tmp_path, venv / "bin" / "python", port, "--duration", "25s", "--users", "3",
+                "--spawn-rate", "3", "--status-interval-s", "5", "--think-min-s", "0.1", "--think-max-s", "0.5")
+    text = done.stdout + done.stderr
+    assert f"waiting up to 60 s for http://127.0.0.1:{port}/api/health and the hook at" in text
+    runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    assert len(runs) == 1, text[-3000:]
+    report = json.loads((runs[0] / "report.json").read_text())
+    assert done.returncode == report["exit_code"] and done.returncode in (0, 10), text[-3000:]
+    health = json.loads((runs[0] / "run.json").read_text())["health"]
+    assert health["cmdline"][0] == str(venv / "bin" / "python")  # hooked inside the engine's own venv
+    assert health["tracing"] is True
+    table = {f"{r['method']} {r['name']}": r for r in json.loads((runs[0] / "requests.json").read_text())}
+    messages = table["POST /api/engine/chat/sessions/{id}/messages"]
+    assert messages["num_requests"] > 20 and messages["num_failures"] == 0
+    assert len(re.findall(r"memsoak status: 0:00:\d\d elapsed", text)) >= 3
+    assert "memsoak soak: engine stopped; report" in text
+    assert serving(port) == []  # stopped: nothing of the engine left
+
+
+@pytest.mark.slow
+def test_an_engine_whose_hook_cannot_start_is_refused_not_soaked_unhooked(tmp_path: Path) -> None:
+    venv = without_psutil(engine_venv(), tmp_path)
+    port = free_port()
+    done = soak(tmp_path, venv / "bin" / "python", port, "--duration", "20s", timeout_s=120)
+    assert done.returncode == 13, done.stdout + done.stderr
+    assert "the hook could not start inside the engine, so it is not soaked unhooked" in done.stderr
+    assert "No module named 'psutil'" in done.stderr and "pip install psutil" in done.stderr
+    assert not [p for p in (tmp_path / "results").iterdir() if p.is_dir()]  # no load, no run directory
+    assert serving(port) == []
+
+
+def test_soak_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
+    for args, expected in ((["soak"], "nothing to start: give the engine's command after --"),
+                           (["soak", "--host", "http://10.1.2.3:8000", "--", "x"], "load goes to loopback only")):
+        done = subprocess.run([sys.executable, "-m", "memsoak.cli", *args], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 13 and expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() -> None:
+    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "options"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for flag, env, key, default in (("--rss-limit-mb", "MEMSOAK_RSS_LIMIT_MB", "rss-limit-mb", "512"),
+                                    ("--status-interval-s", "MEMSOAK_STATUS_INTERVAL_S", "status-interval-s", "60"),
+                                    ("--ws-reply-timeout-s", "MEMSOAK_WS_REPLY_TIMEOUT_S", "ws-reply-timeout-s", "120"),
+                                    ("--api-key", "MEMSOAK_API_KEY", "api-key", "demo-key")):
+        assert any(line.split()[1:5] == [flag, env, key, default] for line in lines if len(line.split()) > 4), flag
+    from reports.settings import SETTINGS
+    assert all(any(f" {s.flag} " in line for line in lines) for s in SETTINGS)
