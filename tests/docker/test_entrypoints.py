@@ -380,7 +380,11 @@ def test_engine_script_falls_back_to_a_mounted_profiler(tmp_path: Path) -> None:
     """No memsoak-run on PATH (profiler/ mounted into a foreign image): `python3 -m profiler.run`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(sys.executable)
+    # A wrapper, not a symlink: a symlinked venv interpreter in another directory finds no
+    # pyvenv.cfg beside it and runs as the base Python, without the venv's packages (psutil).
+    wrapper = bin_dir / "python3"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
     engine_port, hook_port = free_port(), free_port()
     env = base_env(PATH=f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", PYTHONPATH=str(REPO),
                    ENGINE_COMMAND=f"python3 -m demo_engine --host 127.0.0.1 --port {engine_port}",
