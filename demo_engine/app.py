@@ -64,6 +64,7 @@ class ApiGuard:
         self.key = settings.api_key.encode("utf-8")
         self.engine = engine
         self.aria_limit = settings.rate_limiter == "aria"
+        self.key_detail = {"detail": "Invalid or missing API key"} if settings.http_semantics == "aria" else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -74,7 +75,7 @@ class ApiGuard:
                     sent = next((value for name, value in scope["headers"] if name == self.header), b"")
                     if not secrets.compare_digest(sent, self.key):
                         response = _error(401, f"missing or wrong API key: send it in the "
-                                               f"{self.header_name} header")
+                                               f"{self.header_name} header", **self.key_detail)
                         return await response(scope, receive, send)
                     client = scope["client"][0] if scope.get("client") else "unknown"
                     self.engine.check_rate(client)

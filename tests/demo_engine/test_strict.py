@@ -269,8 +269,8 @@ def test_strict_engine_requires_the_key_on_every_engine_route(strict: RunningEng
     sid = _session(strict)
     with httpx.Client(base_url=strict.url, timeout=10,
                       headers={"X-Forwarded-For": "10.202.0.1", "X-API-Key": "wrong"}) as client:
-        statuses = {client.post(SESSIONS).status_code, client.get(f"{SESSIONS}/{sid}").status_code,
-                    client.delete(f"{SESSIONS}/{sid}").status_code,
-                    client.post(f"{SESSIONS}/{sid}/messages", json={"content": "x"}).status_code}
-    assert statuses == {401}
+        answers = [client.post(SESSIONS), client.get(f"{SESSIONS}/{sid}"), client.delete(f"{SESSIONS}/{sid}"),
+                   client.post(f"{SESSIONS}/{sid}/messages", json={"content": "x"})]
+    assert {answer.status_code for answer in answers} == {401}
+    assert {answer.json()["detail"] for answer in answers} == {"Invalid or missing API key"}
     assert strict.health()["mode"] == "strict"
