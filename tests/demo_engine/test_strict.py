@@ -274,3 +274,21 @@ def test_strict_engine_requires_the_key_on_every_engine_route(strict: RunningEng
     assert {answer.status_code for answer in answers} == {401}
     assert {answer.json()["detail"] for answer in answers} == {"Invalid or missing API key"}
     assert strict.health()["mode"] == "strict"
+
+
+def test_token_delay_spaces_the_content_frames(launch: Callable[..., RunningEngine]) -> None:
+    running = launch("--strict", "--ws-token-delay-ms", "100")
+    conn = _ws(running, _session(running))
+    try:
+        conn.send(json.dumps({"type": "message", "content": f"slowly {uuid.uuid4().hex}", "enable_tools": False}))
+        stamps = []
+        for _ in range(1000):
+            frame = json.loads(conn.recv())
+            if frame["type"] == "content":
+                stamps.append(time.monotonic())
+            if frame["type"] == "stream_end":
+                break
+    finally:
+        conn.close()
+    assert len(stamps) > 5
+    assert stamps[-1] - stamps[0] >= 0.8 * 0.1 * (len(stamps) - 1)
