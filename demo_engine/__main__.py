@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action="store_true", help="log every request (costs CPU)")
     for field in fields(Settings):
+        switch = {"nargs": "?", "const": "1"} if isinstance(field.default, bool) else {}
         parser.add_argument(flag_name(field.name), dest=field.name, default=None, metavar="VALUE",
-                            help=f"{HELP[field.name]} (env {env_name(field.name)}, default {field.default!r})")
+                            help=f"{HELP[field.name]} (env {env_name(field.name)}, default {field.default!r})",
+                            **switch)  # type: ignore[arg-type]
     return parser
 
 
@@ -63,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     storage = ("postgresql" if settings.database_url.startswith("postgres")
                else f"sqlite at {settings.database_url.removeprefix('sqlite:///')}")
+    mode = "strict (real Aria protocol)" if settings.strict else "demo"
     print(f"memsoak-demo-engine: serving http://{args.host}:{args.port} (storage {storage}, "
-          f"leaks: {settings.leaks or 'none'})", file=sys.stderr, flush=True)
+          f"leaks: {settings.leaks or 'none'}, mode {mode})", file=sys.stderr, flush=True)
     try:
         uvicorn.run("demo_engine.app:app", host=args.host, port=args.port, workers=args.workers,
                     log_level=args.log_level, access_log=args.access_log, timeout_graceful_shutdown=5)

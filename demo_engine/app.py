@@ -4,8 +4,9 @@
 environment on first access, so `uvicorn demo_engine.app:app --workers 2` works and importing
 this module has no side effect. Every refusal is JSON `{"error": "one line naming the fix"}`
 (validation errors add `"detail"`): 400 bad JSON, 401 wrong key, 404 unknown session, 409 ended
-session or duplicate message, 413/422 bad fields, 429 rate limit, 503 database unreachable.
-The API key and the rate limit are checked by a small ASGI guard before the body is even read.
+session or duplicate message (404 with Aria's `"detail"` under http_semantics=aria), 413/422 bad
+fields, 429 rate limit, 503 database unreachable. The API key and the rate limit are checked by a
+small ASGI guard before the body is even read.
 """
 from __future__ import annotations
 
@@ -32,8 +33,29 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
+LIMITED_METHODS = ("POST", "PUT", "PATCH", "DELETE")  # Aria rate-limits writes only
+
+
+def client_id(scope: Scope) -> str:
+    """Who a request is from, as Aria's SecurityMiddleware decides: the first X-Forwarded-For
+    entry, else X-Real-IP, else the peer address."""
+    headers = dict(scope.get("headers") or ())
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    real_ip = headers.get(b"x-real-ip", b"").decode("latin-1")
+    if real_ip:
+        return real_ip
+    return scope["client"][0] if scope.get("client") else "unknown"
+
+
 class ApiGuard:
-    """API key and per-client rate limit for /api/engine/*, answered before the body is read."""
+    """Rate limit and API key, answered before the body is read.
+
+    rate_limiter=aria: Aria's windows for every POST/PUT/PATCH/DELETE, per `client_id`, checked
+    before the key as Aria's middleware runs before its key dependency (a refused key counts).
+    rate_limiter=bucket: the token bucket per peer IP, for /api/engine/* after the key.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings, engine: Engine) -> None:
         self.app = app
@@ -41,20 +63,30 @@ class ApiGuard:
         self.header = settings.api_key_header.lower().encode("latin-1")
         self.key = settings.api_key.encode("utf-8")
         self.engine = engine
+        self.aria_limit = settings.rate_limiter == "aria"
+        self.key_detail = {"detail": "Invalid or missing API key"} if settings.http_semantics == "aria" else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/engine"):
-            sent = next((value for name, value in scope["headers"] if name == self.header), b"")
-            if not secrets.compare_digest(sent, self.key):
-                response = _error(401, f"missing or wrong API key: send it in the "
-                                       f"{self.header_name} header")
-                return await response(scope, receive, send)
-            client = scope["client"][0] if scope.get("client") else "unknown"
+        if scope["type"] == "http":
             try:
-                self.engine.check_rate(client)
+                if self.aria_limit and scope["method"] in LIMITED_METHODS:
+                    self.engine.check_aria_rate(client_id(scope))
+                if scope["path"].startswith("/api/engine"):
+                    sent = next((value for name, value in scope["headers"] if name == self.header), b"")
+                    if not secrets.compare_digest(sent, self.key):
+                        response = _error(401, f"missing or wrong API key: send it in the "
+                                               f"{self.header_name} header", **self.key_detail)
+                        return await response(scope, receive, send)
+                    client = scope["client"][0] if scope.get("client") else "unknown"
+                    self.engine.check_rate(client)
             except EngineError as refusal:
-                return await _error(refusal.status, refusal.message, refusal.headers)(scope, receive, send)
+                return await _refusal(refusal)(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+def _refusal(error: EngineError) -> JSONResponse:
+    extra = {"detail": error.detail} if error.detail else {}
+    return _error(error.status, error.message, error.headers, **extra)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -74,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, error: EngineError) -> JSONResponse:
-        return _error(error.status, error.message, error.headers)
+        return _refusal(error)
 
     @app.exception_handler(StorageUnavailable)
     async def _storage_error(_: Request, error: StorageUnavailable) -> JSONResponse:
@@ -102,6 +134,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/engine/chat/sessions/{session_id}")
     async def get_session(session_id: str) -> dict[str, Any]:
         return await engine.get_session(session_id)
+
+    @app.get("/api/engine/chat/sessions/{session_id}/messages")
+    async def get_messages(session_id: str) -> dict[str, Any]:
+        return {"messages": (await engine.get_session(session_id))["messages"]}
 
     @app.post("/api/engine/chat/sessions/{session_id}/messages")
     async def post_message(session_id: str, body: MessageIn) -> dict[str, Any]:

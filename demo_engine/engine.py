@@ -15,7 +15,7 @@ from typing import Any
 
 from demo_engine.leaks import PlantedLeaks
 from demo_engine.llm import DEFAULT_MODEL, FakeLLMGateway
-from demo_engine.sessions import AgentPool, LiveSession, RateLimiter, SessionManager
+from demo_engine.sessions import AgentPool, AriaRateLimiter, LiveSession, RateLimiter, SessionManager
 from demo_engine.settings import Settings
 from demo_engine.storage import open_storage
 
@@ -26,10 +26,11 @@ class EngineError(Exception):
     """A request the engine refuses; `kind` lets the WebSocket route decide whether to hang up."""
 
     def __init__(self, status: int, message: str, kind: str = "bad_request",
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.detail = detail  # Aria's own words, sent as "detail" beside "error"
         self.kind = kind
         self.headers = headers or {}
 
@@ -51,7 +52,12 @@ class Engine:
                                        settings.duplicate_window_s, settings.session_idle_s)
         self.gateway = FakeLLMGateway(settings.llm_latency_ms, settings.cache_entries)
         self.agents = AgentPool(settings.score_history)
-        self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
+        self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst,
+                                   settings.rate_limit_clients)
+        self.aria_limiter = AriaRateLimiter(settings.aria_limit_burst_5s, settings.aria_limit_per_minute,
+                                            settings.aria_limit_per_hour, settings.rate_limit_clients)
+        self.aria = settings.http_semantics == "aria"
+        self.streamed = 0  # replies streamed by this worker (picks the ones ws_stall_every stalls)
         self.leaks = PlantedLeaks(settings.leak_sizes())
 
     async def start(self) -> None:
@@ -61,12 +67,29 @@ class Engine:
         await self.storage.close()
 
     def check_rate(self, client: str) -> None:
+        """The token bucket per peer IP (rate_limiter=bucket); a no-op otherwise."""
+        if self.settings.rate_limiter != "bucket":
+            return
         wait = self.limiter.retry_after(client)
         if wait is not None:
             raise EngineError(429, f"rate limit exceeded for client {client}: "
                                    f"{self.settings.rate_limit_rps:g} requests/s; retry after {wait:.2f} s "
                                    "or raise DEMO_RATE_LIMIT_RPS", kind="rate_limited",
                               headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+
+    def check_aria_rate(self, client: str) -> None:
+        """Aria's windows per client id (rate_limiter=aria): 429, `Retry-After: 60` as Aria sends."""
+        refused = self.aria_limiter.refusal(client)
+        if refused is None:
+            return
+        reason, blocked_s = refused
+        s = self.settings
+        raise EngineError(429, f"rate limit exceeded for client {client[:80]} ({reason}; blocked "
+                               f"{blocked_s:.0f} s; limits {s.aria_limit_burst_5s} per 5 s, "
+                               f"{s.aria_limit_per_minute}/min, {s.aria_limit_per_hour}/h of "
+                               "POST/PUT/PATCH/DELETE): give each simulated user its own "
+                               "X-Forwarded-For, or raise DEMO_ARIA_LIMIT_*", kind="rate_limited",
+                          headers={"Retry-After": "60"}, detail=f"Rate limit exceeded: {reason}")
 
     async def create_session(self, agent_id: str | None, model: str | None, title: str | None,
                              session_type: str | None) -> dict[str, Any]:
@@ -88,15 +111,28 @@ class Engine:
             raise _unknown(session_id)
         return row
 
-    async def require_active(self, session_id: str) -> dict[str, Any]:
+    async def require_active(self, session_id: str, ended_words: str = "has ended — create a new session"
+                             ) -> dict[str, Any]:
         row = await self._session_row(session_id)
         if row["status"] != "active":
+            if self.aria:  # Aria's router answers its SessionError with 404
+                raise EngineError(404, f"session {session_id} has ended; create a new session",
+                                  kind="ended", detail=f"Session {session_id} {ended_words}")
             raise EngineError(409, f"session {session_id} has ended; create a new session",
                               kind="ended")
         return row
 
-    async def get_session(self, session_id: str) -> dict[str, Any]:
+    async def reactivate(self, session_id: str) -> dict[str, Any]:
+        """Aria's WebSocket reopens an ended session (StreamManager._validate_session)."""
         row = await self._session_row(session_id)
+        if row["status"] != "active":
+            await self.storage.reactivate_session(session_id)
+            row = {**row, "status": "active", "ended_at": None}
+        return row
+
+    async def get_session(self, session_id: str) -> dict[str, Any]:
+        row = await (self.require_active(session_id, "has already ended") if self.aria
+                     else self._session_row(session_id))
         messages = await self.storage.list_messages(session_id)
         return {**row, "message_count": len(messages), "messages": messages}
 
@@ -119,6 +155,11 @@ class Engine:
         row = await self.require_active(session_id)
         live = await self._live(row)
         ago = self.sessions.seconds_since_identical(live, content)
+        if ago is not None and self.aria:
+            window = f"{self.settings.duplicate_window_s:g}"
+            raise EngineError(404, f"duplicate message: the same content was sent to this session "
+                                   f"{ago:.1f} s ago; vary the content (window {window} s)",
+                              kind="duplicate", detail=f"Duplicate message — same content sent within {window}s")
         if ago is not None:
             raise EngineError(409, f"duplicate message: the same content was sent to this session "
                                    f"{ago:.1f} s ago; vary the content (window "
@@ -152,4 +193,7 @@ class Engine:
         return {"status": "ok", "storage": self.storage.kind, "leaks": self.leaks.describe(),
                 "pid": os.getpid(), "api_key_header": self.settings.api_key_header,
                 "live_sessions": len(self.sessions), "cache_entries": len(self.gateway.cache),
-                "agents": len(self.agents), "completions": self.gateway.completions}
+                "agents": len(self.agents), "completions": self.gateway.completions,
+                "mode": "strict" if self.settings.strict else "demo",
+                "ws_frames": self.settings.ws_frames, "rate_limiter": self.settings.rate_limiter,
+                "rate_limit_clients": len(self.aria_limiter) + len(self.limiter)}

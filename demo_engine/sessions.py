@@ -6,6 +6,7 @@
   within the duplicate window.
 - `AgentPool`: agents by id (LRU), each keeping its last N reply scores.
 - `RateLimiter`: a token bucket per client (LRU of clients).
+- `AriaRateLimiter`: Aria's sliding windows per client (burst / minute / hour), LRU of clients.
 These are what make a healthy engine's memory move: they grow, then plateau at their bounds.
 """
 from __future__ import annotations
@@ -126,3 +127,67 @@ class RateLimiter:
         while len(self._buckets) > self.max_clients:
             self._buckets.popitem(last=False)
         return None if allowed else (1.0 - tokens) / self.rate
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class AriaRateLimiter:
+    """Aria's per-client limiter (src/api/security_middleware.py `RateLimiter`), bounded in clients.
+
+    Each client keeps the times of its allowed requests of the last hour. A request is refused
+    when the client is blocked, or when it already has `burst` requests in the last 5 s (then
+    blocked 15 s), `per_minute` in the last 60 s (blocked 30 s) or `per_hour` in the last hour
+    (blocked 300 s); refused requests are not recorded. Unlike Aria, which keeps every client id
+    it ever saw, at most `max_clients` are remembered (least recently seen forgotten first).
+    """
+
+    BLOCK_S = {"burst_exceeded": 15.0, "rpm_exceeded": 30.0, "rph_exceeded": 300.0}
+
+    def __init__(self, burst: int, per_minute: int, per_hour: int, max_clients: int = 4096) -> None:
+        self.burst, self.per_minute, self.per_hour = burst, per_minute, per_hour
+        self.max_clients = max_clients
+        self._requests: OrderedDict[str, deque[float]] = OrderedDict()
+        self._blocked: dict[str, float] = {}
+
+    def refusal(self, client: str, now: float | None = None) -> tuple[str, float] | None:
+        """Count one request of `client`; None when allowed, else (Aria's reason, seconds blocked)."""
+        now = time.monotonic() if now is None else now
+        until = self._blocked.get(client)
+        if until is not None:
+            if now < until:
+                return "rate_limited", until - now
+            del self._blocked[client]
+        times = self._requests.pop(client, None)
+        if times is None:
+            times = deque(maxlen=self.per_hour)
+        self._requests[client] = times  # most recently seen last
+        while times and times[0] <= now - 3600.0:
+            times.popleft()
+        reason = None
+        if self._count_since(times, now - 5.0) >= self.burst:
+            reason = "burst_exceeded"
+        elif self._count_since(times, now - 60.0) >= self.per_minute:
+            reason = "rpm_exceeded"
+        elif len(times) >= self.per_hour:
+            reason = "rph_exceeded"
+        if reason is None:
+            times.append(now)
+        else:
+            self._blocked[client] = now + self.BLOCK_S[reason]
+        while len(self._requests) > self.max_clients:
+            forgotten, _ = self._requests.popitem(last=False)
+            self._blocked.pop(forgotten, None)
+        return None if reason is None else (reason, self.BLOCK_S[reason])
+
+    @staticmethod
+    def _count_since(times: deque[float], since: float) -> int:
+        count = 0
+        for stamp in reversed(times):
+            if stamp <= since:
+                break
+            count += 1
+        return count
+
+    def __len__(self) -> int:
+        return len(self._requests)

@@ -38,6 +38,21 @@ class Settings:
     session_idle_s: float = 600.0
     score_history: int = 256
     db_pool_size: int = 4
+    # The real Aria protocol (see README "Strict mode"). `strict` presets the settings below to
+    # what the real engine does; a setting given explicitly (flag or environment) still wins.
+    strict: bool = False
+    ws_frames: str = "legacy"          # legacy: token/done | aria: stream_start ... stream_end
+    ws_keepalive_s: float = 0.0        # {"type": "pong"} every N s on each socket; 0 = off
+    ws_auth_reject: str = "close"      # close: accept, error frame, close 4401 | handshake: refuse
+    http_semantics: str = "demo"       # demo: 409 for ended/duplicate | aria: Aria's 404s, reactivation
+    rate_limiter: str = "bucket"       # bucket: token bucket per peer IP | aria: Aria's windows | off
+    aria_limit_burst_5s: int = 50
+    aria_limit_per_minute: int = 300
+    aria_limit_per_hour: int = 5000
+    rate_limit_clients: int = 4096     # clients the limiter remembers (LRU; Aria's is unbounded)
+    ws_token_delay_ms: float = 0.0     # pause between streamed content frames
+    ws_stall_every: int = 0            # every Nth streamed reply (per worker) never ends; 0 = none
+    ws_stall_max_s: float = 3600.0     # a never-ending reply gives up (close 1011) after this long
 
     def leak_sizes(self) -> dict[str, int]:
         return parse_leaks(self.leaks)
@@ -58,7 +73,32 @@ HELP: dict[str, str] = {
     "session_idle_s": "a live session unused this long leaves memory (it reloads from storage)",
     "score_history": "scores kept per agent in the agent pool",
     "db_pool_size": "PostgreSQL connections per worker",
+    "strict": "speak the real Aria protocol: aria frames, keepalive every 5 s, handshake refusal, "
+              "Aria's rate limiter and HTTP semantics (each still overridable)",
+    "ws_frames": "WebSocket frames: legacy (token/done) or aria (stream_start, content, stream_end, ...)",
+    "ws_keepalive_s": "seconds between keepalive {\"type\": \"pong\"} frames (0 = off; Aria: 30)",
+    "ws_auth_reject": "bad WS key: close (accept, then close 4401) or handshake (Aria: refused, HTTP 403)",
+    "http_semantics": "demo (409 for ended session or duplicate) or aria (404 as Aria, WS reactivates)",
+    "rate_limiter": "bucket (token bucket per peer IP), aria (per X-Forwarded-For, Aria's windows) or off",
+    "aria_limit_burst_5s": "aria limiter: POST/PUT/PATCH/DELETE per client in 5 s (then blocked 15 s)",
+    "aria_limit_per_minute": "aria limiter: per client per minute (then blocked 30 s)",
+    "aria_limit_per_hour": "aria limiter: per client per hour (then blocked 300 s)",
+    "rate_limit_clients": "clients the rate limiter keeps (least recently seen dropped first)",
+    "ws_token_delay_ms": "delay between streamed content frames",
+    "ws_stall_every": "every Nth streamed reply never ends (only keepalives follow); 0 = none",
+    "ws_stall_max_s": "a never-ending reply is abandoned (close 1011) after this many seconds",
 }
+
+# What `strict` changes: the real engine's behaviour, with a keepalive short enough for tests.
+STRICT_PRESET: dict[str, Any] = {
+    "ws_frames": "aria", "ws_keepalive_s": 5.0, "ws_auth_reject": "handshake",
+    "http_semantics": "aria", "rate_limiter": "aria",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "ws_frames": ("legacy", "aria"), "ws_auth_reject": ("close", "handshake"),
+    "http_semantics": ("demo", "aria"), "rate_limiter": ("bucket", "aria", "off"),
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def env_name(name: str) -> str:
@@ -70,6 +110,15 @@ def flag_name(name: str) -> str:
 
 
 def _convert(name: str, kind: type, raw: str) -> Any:
+    if kind is bool:
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise SettingsError(f"{env_name(name)}/{flag_name(name)}={raw!r} is not a switch; give 1 or 0")
+    if name in CHOICES:
+        if raw not in CHOICES[name]:
+            raise SettingsError(f"{env_name(name)}/{flag_name(name)}={raw!r} is not one of "
+                                f"{', '.join(CHOICES[name])}")
+        return raw
     try:
         value = kind(raw)
     except ValueError:
@@ -93,6 +142,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
             values[field.name] = _convert(field.name, kind, str(overrides[field.name]))
         elif env_name(field.name) in environ:
             values[field.name] = _convert(field.name, kind, environ[env_name(field.name)])
+    if values.get("strict"):
+        values = {**STRICT_PRESET, **values}  # what was given explicitly wins over the preset
     settings = Settings(**values)
     settings.leak_sizes()  # fail now, not at the first request
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", settings.api_key_header):
@@ -102,6 +153,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
         raise SettingsError("context_messages, cache_entries and max_live_sessions must be >= 1")
     if settings.db_pool_size < 1:
         raise SettingsError("DEMO_DB_POOL_SIZE must be >= 1")
+    if min(settings.aria_limit_burst_5s, settings.aria_limit_per_minute, settings.aria_limit_per_hour,
+           settings.rate_limit_clients) < 1:
+        raise SettingsError("DEMO_ARIA_LIMIT_* and DEMO_RATE_LIMIT_CLIENTS must be >= 1 "
+                            "(turn the limiter off with DEMO_RATE_LIMITER=off)")
     return settings
 
 

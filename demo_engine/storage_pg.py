@@ -126,6 +126,10 @@ class PostgresStorage:
             "WHERE id = %s RETURNING *", (ended_at, session_id))
         return rows[0] if rows else None
 
+    async def reactivate_session(self, session_id: str) -> None:
+        await self._execute("UPDATE chat_sessions SET status = 'active', ended_at = NULL WHERE id = %s",
+                            (session_id,))
+
     async def add_messages(self, rows: list[dict[str, Any]]) -> None:
         sql = (f"INSERT INTO chat_messages ({', '.join(MESSAGE_COLUMNS)}) "
                f"VALUES ({', '.join(['%s'] * len(MESSAGE_COLUMNS))})")

@@ -57,3 +57,30 @@ def test_leak_spec_takes_defaults_sizes_and_units() -> None:
     assert parse_leaks(" native:2MiB , session_state:1k,fd ") == {
         "native": 2 * 1024 * 1024, "session_state": 1024, "fd": 0}
     assert parse_leaks(",".join(LEAK_NAMES)) == DEFAULT_BYTES
+
+
+def test_strict_presets_the_real_protocol_and_explicit_settings_still_win() -> None:
+    plain = load_settings(environ={})
+    assert (plain.ws_frames, plain.ws_keepalive_s, plain.rate_limiter, plain.http_semantics,
+            plain.ws_auth_reject) == ("legacy", 0.0, "bucket", "demo", "close")
+    strict = load_settings(environ={"DEMO_STRICT": "1"})
+    assert (strict.strict, strict.ws_frames, strict.ws_keepalive_s, strict.rate_limiter,
+            strict.http_semantics, strict.ws_auth_reject) == (True, "aria", 5.0, "aria", "aria", "handshake")
+    assert (strict.aria_limit_burst_5s, strict.aria_limit_per_minute, strict.aria_limit_per_hour) == (50, 300, 5000)
+    mixed = load_settings({"strict": "true", "ws_keepalive_s": "30"}, environ={"DEMO_RATE_LIMITER": "off"})
+    assert (mixed.ws_frames, mixed.ws_keepalive_s, mixed.rate_limiter) == ("aria", 30.0, "off")
+    environ: dict[str, str] = {}
+    export_settings(mixed, environ)
+    assert load_settings(environ=environ) == mixed
+
+
+@pytest.mark.parametrize("environ, names", [
+    ({"DEMO_STRICT": "maybe"}, "DEMO_STRICT"),
+    ({"DEMO_WS_FRAMES": "tokens"}, "legacy, aria"),
+    ({"DEMO_RATE_LIMITER": "aria2"}, "bucket, aria, off"),
+    ({"DEMO_ARIA_LIMIT_BURST_5S": "0"}, "DEMO_RATE_LIMITER=off"),
+])
+def test_bad_strict_values_raise_one_line(environ: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ=environ)
+    assert names in str(caught.value) and "\n" not in str(caught.value)

@@ -54,3 +54,11 @@ def test_sigterm_stops_the_engine_and_removes_its_temp_database() -> None:
     assert not database.parent.exists()
     with pytest.raises(httpx.HTTPError):
         httpx.get(running.url + "/api/health", timeout=2)
+
+
+def test_strict_flag_takes_no_value_and_says_so_at_start() -> None:
+    with engine_process(["--strict"]) as running:
+        line = wait_until(lambda: re.search(r"serving .*", running.log()), 30, "startup line")
+        health = running.health()
+    assert "mode strict (real Aria protocol)" in line.group(0)
+    assert (health["mode"], health["ws_frames"], health["rate_limiter"]) == ("strict", "aria", "aria")

@@ -1,7 +1,9 @@
 """The engine's in-memory state stays bounded, and the duplicate guard and rate limit decide right."""
 from __future__ import annotations
 
-from demo_engine.sessions import AgentPool, RateLimiter, SessionManager
+import pytest
+
+from demo_engine.sessions import AgentPool, AriaRateLimiter, RateLimiter, SessionManager
 
 
 def test_live_sessions_are_an_lru_with_a_bound() -> None:
@@ -75,3 +77,26 @@ def test_idle_sessions_leave_memory() -> None:
     manager.track("new", "a", "m", now=100.0)
     assert manager.get("old", now=100.0) is None
     assert manager.get("used", now=100.0) is not None and len(manager) == 2
+
+
+def test_aria_limiter_windows_block_for_arias_durations() -> None:
+    limiter = AriaRateLimiter(burst=3, per_minute=5, per_hour=7)
+    assert [limiter.refusal("a", now=t) for t in (0.0, 0.1, 0.2)] == [None] * 3
+    assert limiter.refusal("a", now=0.3) == ("burst_exceeded", 15.0)
+    assert limiter.refusal("a", now=15.2) == ("rate_limited", pytest.approx(0.1))
+    assert limiter.refusal("b", now=0.4) is None  # per client
+    assert [limiter.refusal("a", now=t) for t in (15.4, 21.0)] == [None, None]  # refusals were not counted
+    assert limiter.refusal("a", now=22.0) == ("rpm_exceeded", 30.0)
+    assert [limiter.refusal("a", now=t) for t in (70.0, 71.0)] == [None, None]  # 7 in the hour
+    assert limiter.refusal("a", now=72.0) == ("rph_exceeded", 300.0)
+    assert limiter.refusal("a", now=371.0) == ("rate_limited", pytest.approx(1.0))
+    assert limiter.refusal("a", now=372.5) == ("rph_exceeded", 300.0)  # still 7 in the last hour
+    assert limiter.refusal("a", now=3600.5) is None  # the first ones left the hour
+
+
+def test_aria_limiter_remembers_a_bounded_number_of_clients() -> None:
+    limiter = AriaRateLimiter(burst=1, per_minute=10, per_hour=10, max_clients=3)
+    for n in range(10):
+        assert limiter.refusal(f"client-{n}", now=float(n)) is None
+    assert len(limiter) == 3
+    assert limiter.refusal("client-9", now=9.5) == ("burst_exceeded", 15.0)  # the recent one is kept
