@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -125,3 +126,44 @@ def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() ->
         assert any(line.split()[1:5] == [flag, env, key, default] for line in lines if len(line.split()) > 4), flag
     from reports.settings import SETTINGS
     assert all(any(f" {s.flag} " in line for line in lines) for s in SETTINGS)
+
+
+def readme_example() -> list[str]:
+    """The command after the README's <!-- soak-example --> marker, continuation lines joined."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- soak-example -->", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return shlex.split(block.replace("\\\n", " "))
+
+
+@pytest.mark.slow
+def test_the_readme_example_soaks_the_strict_engine_with_no_429(tmp_path: Path) -> None:
+    """The README's command as written, shortened to 45 s and moved to a free port."""
+    argv = readme_example()
+    assert argv[:2] == ["memsoak", "soak"] and "memsoak-demo-engine" in argv and "--strict" in argv
+    assert "X-Forwarded-For: 10.0.0.{user_index}" in argv
+    port = free_port()
+    argv[argv.index("--duration") + 1] = "45s"
+    argv[len(argv) - 1 - argv[::-1].index("--port") + 1] = str(port)  # the engine's --port
+    cut = argv.index("--")
+    engine = argv[cut + 1:]
+    if shutil.which(engine[0]) is None:  # not installed as a script: the same module
+        engine = [sys.executable, "-m", "demo_engine", *engine[1:]]
+    cmd = [sys.executable, "-m", "memsoak.cli", *argv[1:cut], "--host", f"http://127.0.0.1:{port}",
+           "--results", str(tmp_path / "results"), "--status-interval-s", "10", "--", *engine]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    text = done.stdout + done.stderr
+    runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    assert len(runs) == 1, text[-3000:]
+    report = json.loads((runs[0] / "report.json").read_text())
+    assert done.returncode == report["exit_code"] and done.returncode in (0, 10), text[-3000:]
+    rows = json.loads((runs[0] / "requests.json").read_text())
+    posts = sum(r["num_requests"] for r in rows if r["method"] == "POST")
+    print(f"POSTs: {posts} in 45 s")
+    # more than Aria's limiter lets one client send in a minute (300), in less than a minute: from one
+    # shared address this load would have been refused
+    assert posts > 300, text[-3000:]
+    failures = {error: n for r in rows for error, n in r["failures"].items()}
+    assert not any("429" in error for error in failures), failures
+    assert "were rate-limited" not in text and "refused as unauthorized" not in text
+    assert len(re.findall(r"memsoak status: ", text)) >= 3
