@@ -2,8 +2,9 @@
 
 Every `--status-interval-s` seconds (default 60; also with `--only-summary`) the master logs one line:
 elapsed and remaining time, users, RPS, failure %, the engine's RSS and heap now, the trend so far
-(one least-squares line, `reports.live_trend`) and a provisional verdict from the same thresholds
-the report uses. The final verdict is the report's; the line says "provisional" for that reason.
+(one least-squares line, `reports.live_trend`, over the samples since warm-up ended) and a
+provisional verdict: that slope against the report's rate threshold, nothing during warm-up. The
+final verdict is the report's own analysis; the line says "provisional" for that reason.
 The web UI's Memory tab shows the same line.
 
 Hints name the fix when the load itself fails the way real engines make it fail: the key refused
@@ -17,7 +18,7 @@ from typing import Any
 
 import gevent
 
-from memsoak.plugin.arguments import option
+from memsoak.plugin.arguments import baseline_at_s, option
 
 log = logging.getLogger("memsoak")
 AUTH_MARKS = ("HTTP 401", "HTTP 403", "WS HTTP 401", "WS HTTP 403", "WS closed 4401", "WS closed 4403")
@@ -39,22 +40,18 @@ def _rate(value: Any) -> str:
     return f"{value:+.1f} MB/h" if isinstance(value, (int, float)) else "n/a"
 
 
-def provisional(options: Any, trend: dict[str, Any], elapsed: float) -> str:
-    """A cheap verdict so far, from the report's thresholds; the report's own analysis decides."""
+def provisional(options: Any, trend: dict[str, Any], warming: bool) -> str:
+    """A cheap verdict so far: the slope after warm-up against the report's rate threshold."""
+    if warming:
+        return f"warming up until {baseline_at_s(options):.0f} s (memory fills first; no verdict yet)"
     rate = float(option(options, "rate_threshold_mb_per_hour"))
-    growth = float(option(options, "growth_threshold_mb"))
-    slope, grown = trend.get("rss_slope_mb_per_hour"), trend.get("rss_growth_mb")
-    heap_slope = trend.get("heap_slope_mb_per_hour")
-    if slope is None:
-        return "not enough samples yet"
-    suspects = []
-    if slope > rate and (grown or 0.0) > growth:
-        suspects.append(f"RSS {slope:+.1f} MB/h and +{grown:.0f} MB")
-    if heap_slope is not None and heap_slope > rate:
-        suspects.append(f"heap {heap_slope:+.1f} MB/h")
-    if suspects:
-        return f"LEAK suspected ({', '.join(suspects)} over thresholds {rate:g} MB/h, {growth:g} MB)"
-    return "no leak so far"
+    slopes = {"RSS": trend.get("rss_slope_mb_per_hour"), "heap": trend.get("heap_slope_mb_per_hour")}
+    if slopes["RSS"] is None:
+        return "not enough samples after warm-up yet"
+    growing = [f"{name} {value:+.1f} MB/h" for name, value in slopes.items() if value is not None and value > rate]
+    if growing:
+        return f"growing ({', '.join(growing)} > {rate:g} MB/h since warm-up)"
+    return f"no growth above {rate:g} MB/h since warm-up"
 
 
 def status_line(environment: Any, soak: Any) -> str:
@@ -68,18 +65,22 @@ def status_line(environment: Any, soak: Any) -> str:
     rows = list(soak.recent) if soak is not None else []
     latest = rows[-1] if rows else {}
     rss = latest.get("tree_rss_bytes") or latest.get("rss_bytes")
+    warm_up_end = baseline_at_s(options)
+    warming = elapsed < warm_up_end
+    # the trend of the whole run while warming up, then only since the end of warm-up
+    fitted = rows if warming else [r for r in rows if float(r.get("t") or 0.0) >= warm_up_end]
     trend: dict[str, Any] = {}
-    if len(rows) >= 3:
+    if len(fitted) >= 3:
         try:
             import reports
-            trend = reports.live_trend(rows) or {}
+            trend = reports.live_trend(fitted) or {}
         except Exception as exc:  # the status line must never stop the run
             trend = {"error": type(exc).__name__}
     return (f"memsoak status: {clock(elapsed)} elapsed{left} | {runner.user_count} users | "
             f"{stats.current_rps:.1f} RPS | {100 * stats.fail_ratio:.1f}% failed | "
             f"RSS {_mb(rss)}, heap {_mb(latest.get('traced_current_bytes'))} | "
             f"trend RSS {_rate(trend.get('rss_slope_mb_per_hour'))}, heap "
-            f"{_rate(trend.get('heap_slope_mb_per_hour'))} | provisional: {provisional(options, trend, elapsed)}")
+            f"{_rate(trend.get('heap_slope_mb_per_hour'))} | provisional: {provisional(options, trend, warming)}")
 
 
 def hints(environment: Any) -> dict[str, str]:

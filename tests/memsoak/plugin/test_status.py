@@ -19,7 +19,9 @@ LINE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \S+/INFO/memsoak: memsoak status: "
     r"0:00:\d\d elapsed, 0:00:\d\d left \| \d+ users \| [\d.]+ RPS \| [\d.]+% failed \| "
     r"RSS [\d.]+ MB, heap [\d.]+ MB \| trend RSS (n/a|[+-][\d.]+ MB/h), heap (n/a|[+-][\d.]+ MB/h) \| "
-    r"provisional: (not enough samples yet|no leak so far|LEAK suspected .*)$", re.M)
+    r"provisional: (warming up until 5 s \(memory fills first; no verdict yet\)|not enough samples after "
+    r"warm-up yet|no growth above 10 MB/h since warm-up|growing \((RSS|heap) .* > 10 MB/h since warm-up\))$",
+    re.M)
 RUNS: dict[str, dict[str, Any]] = {
     "headless": {"engine": "plain", "args": [], "summary": False},
     "summary": {"engine": "plain", "args": [], "summary": True},
@@ -68,6 +70,9 @@ def test_the_status_line_comes_at_its_interval(runs, name: str) -> None:
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(INTERVAL_S - 0.5 <= gap <= INTERVAL_S + 1.5 for gap in gaps), gaps
     assert re.search(r"\| [1-9]\d* users \|", text)
+    verdicts = [m.group(0).split("provisional: ")[1] for m in LINE.finditer(text)]
+    assert verdicts[0].startswith("warming up until 5 s")  # the first line comes at 3 s, in warm-up
+    assert any(v.startswith(("no growth", "growing")) for v in verdicts[1:]), verdicts  # after --baseline-s 5
 
 
 @pytest.mark.slow
