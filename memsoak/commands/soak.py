@@ -216,7 +216,14 @@ def run(args: argparse.Namespace) -> int:
             locust.kill()
             locust.wait(timeout=10)
         engine.stop()
-    report = Path(args.results) / run_id / "report.html"
+    run_dir = Path(args.results) / run_id
+    if not (run_dir / "run.json").exists():
+        # Locust stopped before the soak began (an option it refused, an unreachable hook): no
+        # evidence was gathered, so this is never a pass.
+        print(f"memsoak soak: the soak never started (Locust exit {code}: see its message above); "
+              f"engine stopped", file=sys.stderr, flush=True)
+        return BAD_CONFIG
+    report = run_dir / "report.html"
     print(f"memsoak soak: engine stopped; report {report if report.exists() else report.parent} "
           f"(exit code {code})", flush=True)
     return code

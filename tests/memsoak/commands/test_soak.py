@@ -38,7 +38,7 @@ def engine_venv() -> Path:
     if (venv / "ready").exists():
         return venv
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=240)
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *PINS],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -110,13 +110,13 @@ def test_soak_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     for args, expected in ((["soak"], "nothing to start: give the engine's command after --"),
                            (["soak", "--host", "http://10.1.2.3:8000", "--", "x"], "load goes to loopback only")):
         done = subprocess.run([sys.executable, "-m", "memsoak.cli", *args], capture_output=True, text=True,
-                              timeout=60, cwd=tmp_path)
+                              timeout=240, cwd=tmp_path)
         assert done.returncode == 13 and expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "options"], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=240)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for flag, env, key, default in (("--rss-limit-mb", "MEMSOAK_RSS_LIMIT_MB", "rss-limit-mb", "512"),
@@ -167,3 +167,12 @@ def test_the_readme_example_soaks_the_strict_engine_with_no_429(tmp_path: Path) 
     assert not any("429" in error for error in failures), failures
     assert "were rate-limited" not in text and "refused as unauthorized" not in text
     assert len(re.findall(r"memsoak status: ", text)) >= 3
+
+
+@pytest.mark.slow
+def test_an_option_locust_refuses_is_exit_13_and_the_engine_is_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    done = soak(tmp_path, Path(sys.executable), port, "--duration", "20s", "--no-such-option", "1", timeout_s=180)
+    assert done.returncode == 13, done.stdout + done.stderr
+    assert "--no-such-option" in done.stderr and "the soak never started (Locust exit" in done.stderr
+    assert serving(port) == []
