@@ -48,7 +48,7 @@ RUNS: dict[str, dict[str, Any]] = {
                "args": ["--ws-reply-timeout-s", "3", *IDENTITY], "classes": ["StreamUser"]},
     "strict_identity": {"strict": STRICT, "users": 10, "args": IDENTITY, "classes": []},
     "strict_shared": {"strict": STRICT, "users": 10, "args": [], "classes": []},
-    "strict_key": {"strict": STRICT, "users": 3, "args": ["--api-key", "wrong"], "classes": ["StreamUser"]},
+    "strict_key": {"strict": STRICT, "users": 3, "args": ["--api-key", "wrong", *IDENTITY], "classes": ["StreamUser"]},
 }
 
 

@@ -38,7 +38,7 @@ def engine_venv() -> Path:
     if (venv / "ready").exists():
         return venv
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=240)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600)
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *PINS],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -52,7 +52,7 @@ def without_psutil(venv: Path, where: Path) -> Path:
     copy = where / "venv-no-psutil"
     shutil.copytree(venv, copy, symlinks=True)
     subprocess.run([str(copy / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y", "psutil"],
-                   check=True, timeout=120, capture_output=True)
+                   check=True, timeout=300, capture_output=True)
     return copy
 
 
