@@ -41,7 +41,8 @@ def now_iso() -> str:
 
 def _unknown(session_id: str) -> EngineError:
     return EngineError(404, f"unknown session {session_id[:80]!r}; create one with "
-                            "POST /api/engine/chat/sessions", kind="unknown_session")
+                            "POST /api/engine/chat/sessions", kind="unknown_session",
+                       detail=f"Session {session_id[:80]} not found")
 
 
 class Engine:

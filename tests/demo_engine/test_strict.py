@@ -190,7 +190,7 @@ def test_delete_is_a_soft_end_with_arias_404s_and_the_websocket_reopens(strict: 
     assert get.status_code == 404 and get.json()["detail"] == f"Session {sid} has already ended"
     assert post.status_code == 404
     assert post.json()["detail"] == f"Session {sid} has ended — create a new session"
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and unknown.json()["detail"].endswith(" not found")
     conn = _ws(strict, sid)  # Aria's StreamManager reactivates an ended session
     try:
         frames, _ = _reply(conn, {"content": f"back again {uuid.uuid4().hex}"})
