@@ -16,7 +16,8 @@ import httpx
 import pytest
 import websocket  # websocket-client
 
-from demo_engine_procs import API_KEY, STORAGES, RunningEngine, database_for, engine_process
+from demo_engine_procs import (API_KEY, STORAGES, RunningEngine, database_for, engine_process, free_port,
+                               wait_until)
 
 SESSIONS = "/api/engine/chat/sessions"
 KEEPALIVE_S = 1.0
@@ -292,3 +293,43 @@ def test_token_delay_spaces_the_content_frames(launch: Callable[..., RunningEngi
         conn.close()
     assert len(stamps) > 5
     assert stamps[-1] - stamps[0] >= 0.8 * 0.1 * (len(stamps) - 1)
+
+
+def _hook_sample(running: RunningEngine) -> dict[str, Any]:
+    """A sample the hook took after this call started."""
+    since = httpx.get(f"{running.hook_url}/health", timeout=30).json()["last_seq"]
+    return wait_until(lambda: httpx.get(f"{running.hook_url}/samples?since={since}", timeout=30)
+                      .json()["samples"], 30, "a new hook sample")[-1]
+
+
+def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
+    """Open sockets, get a reply on each (every fifth never ends), close them all."""
+    conns = [_ws(running, _session(running)) for _ in range(sockets)]
+    for number, conn in enumerate(conns):
+        never_ends = number % 5 == 0
+        conn.send(json.dumps({"type": "message",
+                              "content": f"{'[never-end] ' if never_ends else ''}{uuid.uuid4().hex}"}))
+        contents = 0
+        for _ in range(1000):
+            kind = json.loads(conn.recv())["type"]
+            contents += kind == "content"
+            if kind == "stream_end" or (never_ends and contents == 2):
+                break
+    for conn in conns:
+        conn.close()
+
+
+def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
+    """Keepalive tasks and never-ending replies end with their socket: a strict engine soaked
+    by a harness must not show growth that the harness's connections caused."""
+    with engine_process(["--strict", "--ws-keepalive-s", "0.2", "--llm-latency-ms", "2"],
+                        hook_port=free_port(), hook_args=["--interval", "0.2"]) as running:
+        _socket_round(running)  # warm-up: first-use allocations
+        time.sleep(1.0)
+        before = _hook_sample(running)
+        for _ in range(3):
+            _socket_round(running)
+        time.sleep(1.0)  # the server sees the closes
+        after = _hook_sample(running)
+    assert after["asyncio_tasks"] - before["asyncio_tasks"] <= 1
+    assert after["open_fds"] - before["open_fds"] <= 1
