@@ -7,9 +7,14 @@ accept-then-4401 option), a reply that never ends, soft delete and duplicate mes
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import tempfile
 import time
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -333,3 +338,30 @@ def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
         after = _hook_sample(running)
     assert after["asyncio_tasks"] - before["asyncio_tasks"] <= 1
     assert after["open_fds"] - before["open_fds"] <= 1
+
+
+def test_plain_uvicorn_workers_are_strict_from_the_environment() -> None:
+    """`DEMO_STRICT=1 uvicorn demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
+    argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",
+            "--workers", "2", "--log-level", "warning"]
+    with engine_process([], argv=argv, env={"DATABASE_URL": "", "DEMO_STRICT": "1"}) as running:
+        folder = Path(tempfile.gettempdir()) / f"memsoak-demo-engine-{os.getuid()}-{running.proc.pid}"
+        modes: dict[int, str] = {}
+
+        def both_workers_answered() -> bool:
+            health = running.health()
+            modes[health["pid"]] = health["mode"]
+            return len(modes) == 2
+
+        wait_until(both_workers_answered, 60, "health answered by two worker pids")
+        kinds = []
+        for _ in range(4):  # new connections: both workers take turns
+            conn = _ws(running, _session(running))
+            try:
+                frames, _ = _reply(conn, {"content": f"hello {uuid.uuid4().hex}", "enable_tools": False})
+            finally:
+                conn.close()
+            kinds.append(_collapse([f["type"] for f in frames]))
+    shutil.rmtree(folder, ignore_errors=True)
+    assert set(modes.values()) == {"strict"}
+    assert all(k == ["stream_start", "iteration_start", "content", "iteration_end", "stream_end"] for k in kinds)
