@@ -308,18 +308,21 @@ def _hook_sample(running: RunningEngine) -> dict[str, Any]:
 
 
 def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
-    """Open sockets, get a reply on each (every fifth never ends), close them all."""
+    """Open sockets and send a message on each: every fifth reply never ends, every fifth
+    socket is dropped mid-reply without a close frame; then close the rest."""
     conns = [_ws(running, _session(running)) for _ in range(sockets)]
     for number, conn in enumerate(conns):
-        never_ends = number % 5 == 0
+        never_ends, dropped = number % 5 == 0, number % 5 == 1
         conn.send(json.dumps({"type": "message",
                               "content": f"{'[never-end] ' if never_ends else ''}{uuid.uuid4().hex}"}))
         contents = 0
         for _ in range(1000):
             kind = json.loads(conn.recv())["type"]
             contents += kind == "content"
-            if kind == "stream_end" or (never_ends and contents == 2):
+            if kind == "stream_end" or ((never_ends or dropped) and contents == 2):
                 break
+        if dropped:
+            conn.shutdown()  # the socket goes away mid-reply, no close frame
     for conn in conns:
         conn.close()
 
@@ -327,14 +330,15 @@ def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
 def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
     """Keepalive tasks and never-ending replies end with their socket: a strict engine soaked
     by a harness must not show growth that the harness's connections caused."""
-    with engine_process(["--strict", "--ws-keepalive-s", "0.2", "--llm-latency-ms", "2"],
+    with engine_process(["--strict", "--ws-keepalive-s", "0.2", "--llm-latency-ms", "2",
+                         "--ws-token-delay-ms", "20"],
                         hook_port=free_port(), hook_args=["--interval", "0.2"]) as running:
         _socket_round(running)  # warm-up: first-use allocations
         time.sleep(1.0)
         before = _hook_sample(running)
         for _ in range(3):
             _socket_round(running)
-        time.sleep(1.0)  # the server sees the closes
+        time.sleep(3.0)  # the server sees the closes, and the dropped replies fail their next send
         after = _hook_sample(running)
     assert after["asyncio_tasks"] - before["asyncio_tasks"] <= 1
     assert after["open_fds"] - before["open_fds"] <= 1
