@@ -41,7 +41,8 @@ def now_iso() -> str:
 
 def _unknown(session_id: str) -> EngineError:
     return EngineError(404, f"unknown session {session_id[:80]!r}; create one with "
-                            "POST /api/engine/chat/sessions", kind="unknown_session")
+                            "POST /api/engine/chat/sessions", kind="unknown_session",
+                       detail=f"Session {session_id[:80]} not found")
 
 
 class Engine:
@@ -183,7 +184,8 @@ class Engine:
         self.agents.record(live.agent_id, completion.output_tokens / (1.0 + completion.latency_ms))
         self.leaks.on_message(session_id, reply["id"])
         return {"message_id": reply["id"], "session_id": session_id, "role": "assistant",
-                "content": completion.text, "model": live.model,
+                "content": completion.text, "thinking": None, "tool_calls": None, "tool_results": None,
+                "model": live.model,
                 "input_tokens": completion.input_tokens, "output_tokens": completion.output_tokens,
                 "total_tokens": completion.total_tokens, "cost_usd": completion.cost_usd,
                 "latency_ms": completion.latency_ms, "finish_reason": completion.finish_reason,

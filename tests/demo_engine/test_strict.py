@@ -7,16 +7,22 @@ accept-then-4401 option), a reply that never ends, soft delete and duplicate mes
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import tempfile
 import time
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
 import websocket  # websocket-client
 
-from demo_engine_procs import API_KEY, STORAGES, RunningEngine, database_for, engine_process
+from demo_engine_procs import (API_KEY, STORAGES, RunningEngine, database_for, engine_process, free_port,
+                               wait_until)
 
 SESSIONS = "/api/engine/chat/sessions"
 KEEPALIVE_S = 1.0
@@ -190,7 +196,7 @@ def test_delete_is_a_soft_end_with_arias_404s_and_the_websocket_reopens(strict: 
     assert get.status_code == 404 and get.json()["detail"] == f"Session {sid} has already ended"
     assert post.status_code == 404
     assert post.json()["detail"] == f"Session {sid} has ended — create a new session"
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and unknown.json()["detail"].endswith(" not found")
     conn = _ws(strict, sid)  # Aria's StreamManager reactivates an ended session
     try:
         frames, _ = _reply(conn, {"content": f"back again {uuid.uuid4().hex}"})
@@ -292,3 +298,74 @@ def test_token_delay_spaces_the_content_frames(launch: Callable[..., RunningEngi
         conn.close()
     assert len(stamps) > 5
     assert stamps[-1] - stamps[0] >= 0.8 * 0.1 * (len(stamps) - 1)
+
+
+def _hook_sample(running: RunningEngine) -> dict[str, Any]:
+    """A sample the hook took after this call started."""
+    since = httpx.get(f"{running.hook_url}/health", timeout=30).json()["last_seq"]
+    return wait_until(lambda: httpx.get(f"{running.hook_url}/samples?since={since}", timeout=30)
+                      .json()["samples"], 30, "a new hook sample")[-1]
+
+
+def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
+    """Open sockets and send a message on each: every fifth reply never ends, every fifth
+    socket is dropped mid-reply without a close frame; then close the rest."""
+    conns = [_ws(running, _session(running)) for _ in range(sockets)]
+    for number, conn in enumerate(conns):
+        never_ends, dropped = number % 5 == 0, number % 5 == 1
+        conn.send(json.dumps({"type": "message",
+                              "content": f"{'[never-end] ' if never_ends else ''}{uuid.uuid4().hex}"}))
+        contents = 0
+        for _ in range(1000):
+            kind = json.loads(conn.recv())["type"]
+            contents += kind == "content"
+            if kind == "stream_end" or ((never_ends or dropped) and contents == 2):
+                break
+        if dropped:
+            conn.shutdown()  # the socket goes away mid-reply, no close frame
+    for conn in conns:
+        conn.close()
+
+
+def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
+    """Keepalive tasks and never-ending replies end with their socket: a strict engine soaked
+    by a harness must not show growth that the harness's connections caused."""
+    with engine_process(["--strict", "--ws-keepalive-s", "0.2", "--llm-latency-ms", "2",
+                         "--ws-token-delay-ms", "20"],
+                        hook_port=free_port(), hook_args=["--interval", "0.2"]) as running:
+        _socket_round(running)  # warm-up: first-use allocations
+        time.sleep(1.0)
+        before = _hook_sample(running)
+        for _ in range(3):
+            _socket_round(running)
+        time.sleep(3.0)  # the server sees the closes, and the dropped replies fail their next send
+        after = _hook_sample(running)
+    assert after["asyncio_tasks"] - before["asyncio_tasks"] <= 1
+    assert after["open_fds"] - before["open_fds"] <= 1
+
+
+def test_plain_uvicorn_workers_are_strict_from_the_environment() -> None:
+    """`DEMO_STRICT=1 uvicorn demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
+    argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",
+            "--workers", "2", "--log-level", "warning"]
+    with engine_process([], argv=argv, env={"DATABASE_URL": "", "DEMO_STRICT": "1"}) as running:
+        folder = Path(tempfile.gettempdir()) / f"memsoak-demo-engine-{os.getuid()}-{running.proc.pid}"
+        modes: dict[int, str] = {}
+
+        def both_workers_answered() -> bool:
+            health = running.health()
+            modes[health["pid"]] = health["mode"]
+            return len(modes) == 2
+
+        wait_until(both_workers_answered, 60, "health answered by two worker pids")
+        kinds = []
+        for _ in range(4):  # new connections: both workers take turns
+            conn = _ws(running, _session(running))
+            try:
+                frames, _ = _reply(conn, {"content": f"hello {uuid.uuid4().hex}", "enable_tools": False})
+            finally:
+                conn.close()
+            kinds.append(_collapse([f["type"] for f in frames]))
+    shutil.rmtree(folder, ignore_errors=True)
+    assert set(modes.values()) == {"strict"}
+    assert all(k == ["stream_start", "iteration_start", "content", "iteration_end", "stream_end"] for k in kinds)
