@@ -7,6 +7,7 @@ shows these; this command does. Locust's own options: `locust --help`.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from typing import Any, Iterable
@@ -20,17 +21,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def rows() -> list[tuple[str, str, str, str, str, str]]:
-    """(group, flag, env var, conf key, default, help) for every setting."""
-    from locustfiles._mix import MIX_ARGUMENTS, env_var
+    """(group, flag, env var, conf key, default, help) for every setting Locust registers for memsoak.
+
+    Read from Locust's own parser after the locustfiles registered their arguments, so whatever a
+    plugin module or locustfile adds (e.g. the mix-sweep shape's --sweep-phase-s) is listed too.
+    """
+    import locustfiles.chat  # noqa: F401  (registers the plugin's and the users' arguments)
+    import locustfiles._mix_sweep  # noqa: F401  (the shape's own argument)
+    from locust.argument_parser import get_parser
+    from locustfiles._mix import MIX_ARGUMENTS
     from memsoak.plugin.arguments import PLUGIN_ARGS
     from reports.settings import SETTINGS
 
+    groups = {**{a.flag: "plugin" for a in PLUGIN_ARGS}, **{s.flag: "verdict" for s in SETTINGS},
+              **{f"--{name}": "users" for name, *_rest in MIX_ARGUMENTS}}
     out = []
-    for group, specs in (("plugin", PLUGIN_ARGS), ("verdict", SETTINGS)):
-        for spec in specs:
-            out.append((group, spec.flag, spec.env_var, spec.flag[2:], _show(spec.default), spec.help))
-    for name, _kind, default, help_text in MIX_ARGUMENTS:
-        out.append(("users", f"--{name}", env_var(name), name, _show(default), help_text))
+    for action in get_parser()._actions:
+        env = getattr(action, "env_var", None) or ""
+        if not env.startswith("MEMSOAK_") or not action.option_strings:
+            continue
+        flag = next(o for o in action.option_strings if o.startswith("--"))
+        text = re.sub(r" \(default [^)]*\)$", "", str(action.help or "")).replace("%%", "%")
+        out.append((groups.get(flag, "shape"), flag, env, flag[2:], _show(action.default), text))
     return out
 
 

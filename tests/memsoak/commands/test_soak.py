@@ -122,7 +122,8 @@ def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() ->
     for flag, env, key, default in (("--rss-limit-mb", "MEMSOAK_RSS_LIMIT_MB", "rss-limit-mb", "512"),
                                     ("--status-interval-s", "MEMSOAK_STATUS_INTERVAL_S", "status-interval-s", "60"),
                                     ("--ws-reply-timeout-s", "MEMSOAK_WS_REPLY_TIMEOUT_S", "ws-reply-timeout-s", "120"),
-                                    ("--api-key", "MEMSOAK_API_KEY", "api-key", "demo-key")):
+                                    ("--api-key", "MEMSOAK_API_KEY", "api-key", "demo-key"),
+                                    ("--sweep-phase-s", "MEMSOAK_SWEEP_PHASE_S", "sweep-phase-s", "60")):
         assert any(line.split()[1:5] == [flag, env, key, default] for line in lines if len(line.split()) > 4), flag
     from reports.settings import SETTINGS
     assert all(any(f" {s.flag} " in line for line in lines) for s in SETTINGS)
