@@ -37,6 +37,8 @@ BAD_CONFIG = 13
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HOOK_FAILED = "memsoak hook: not started"  # profiler/boot/sitecustomize.py's line
 HOOK_GRACE_S = 15.0  # after the engine answers, how long its hook may still take
+RSS_LIMIT_FACTOR = 3    # the default RSS limit: this many times the engine's starting RSS ...
+RSS_LIMIT_FLOOR_MB = 512  # ... and never below the harness's own default
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +128,19 @@ class Engine:
         raise StartError(f"the engine did not answer at {ready_url} within {timeout_s:g} s (check --host, "
                          f"--ready-path and --start-timeout-s); its log ends: {self.log_tail() or '(empty)'}")
 
+    def starting_rss(self) -> int | None:
+        """The engine's RSS (its whole process tree) in the newest sample of its hook."""
+        try:
+            answer = requests.get(f"{self.hook_url}/samples", params={"since": 0}, timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return None
+        samples = answer.get("samples") or []
+        if not samples:
+            return None
+        last = samples[-1]
+        value = last.get("tree_rss_bytes") or last.get("rss_bytes")
+        return int(value) if value else None
+
     def stop(self) -> None:
         """SIGTERM the group (memsoak-run forwards it), then SIGKILL what is left after the grace."""
         proc = self.process
@@ -172,6 +187,18 @@ def locust_command(args: argparse.Namespace, engine: Engine, run_id: str) -> lis
             "--only-summary", *getattr(args, "extra", [])]
 
 
+def rss_limit_given(args: argparse.Namespace) -> bool:
+    extra = getattr(args, "extra", [])
+    return (any(a == "--rss-limit-mb" or a.startswith("--rss-limit-mb=") for a in extra)
+            or "MEMSOAK_RSS_LIMIT_MB" in os.environ or any(a == "--config" or a.startswith("--config=")
+                                                          for a in extra) or Path("locust.conf").exists())
+
+
+def relative_rss_limit(start_bytes: int) -> int:
+    """The RSS limit in MB for an engine that starts at `start_bytes`: 3x, at least 512, in 100s."""
+    return max(RSS_LIMIT_FLOOR_MB, int(-(-RSS_LIMIT_FACTOR * start_bytes / 2**20 // 100) * 100))
+
+
 def check(args: argparse.Namespace) -> str | None:
     if not getattr(args, "engine_command", None):
         return "nothing to start: give the engine's command after --, e.g. -- uvicorn app:app --port 8000"
@@ -204,6 +231,13 @@ def run(args: argparse.Namespace) -> int:
         except StartError as exc:
             print(f"memsoak soak: {exc}", file=sys.stderr, flush=True)
             return BAD_CONFIG
+        if not rss_limit_given(args) and (start := engine.starting_rss()):
+            # A real engine may start at 300 MB and grow 100 MB once tracing begins: the fixed
+            # default would stop its soak. Relative to where this engine starts instead.
+            limit = relative_rss_limit(start)
+            args.extra = [*getattr(args, "extra", []), "--rss-limit-mb", str(limit)]
+            print(f"memsoak soak: the engine starts at {start / 2**20:.0f} MB RSS: --rss-limit-mb {limit} "
+                  f"({RSS_LIMIT_FACTOR}x, at least {RSS_LIMIT_FLOOR_MB}; give --rss-limit-mb to choose)", flush=True)
         print(f"memsoak soak: engine up; soaking for {args.duration} s with {args.users} users", flush=True)
         locust = subprocess.Popen(locust_command(args, engine, run_id))
         signal.signal(signal.SIGTERM, lambda _s, _f: locust.send_signal(signal.SIGTERM) if locust else None)

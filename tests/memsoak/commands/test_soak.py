@@ -92,6 +92,10 @@ def test_soak_runs_an_engine_from_its_own_venv_and_exits_with_the_verdict(tmp_pa
     assert len(re.findall(r"memsoak status: 0:00:\d\d elapsed", text)) >= 3
     assert "memsoak soak: engine stopped; report" in text
     assert serving(port) == []  # stopped: nothing of the engine left
+    # no limit given: relative to the engine's starting RSS (a small engine keeps the 512 MB floor)
+    start = re.search(r"the engine starts at (\d+) MB RSS: --rss-limit-mb (\d+) \(3x, at least 512", text)
+    assert start and int(start.group(2)) == max(512, -(-3 * int(start.group(1)) // 100) * 100), text[-2000:]
+    assert json.loads((runs[0] / "run.json").read_text())["settings"]["rss_limit_mb"] == int(start.group(2))
 
 
 @pytest.mark.slow
@@ -177,3 +181,10 @@ def test_an_option_locust_refuses_is_exit_13_and_the_engine_is_stopped(tmp_path:
     assert done.returncode == 13, done.stdout + done.stderr
     assert "--no-such-option" in done.stderr and "the soak never started (Locust exit" in done.stderr
     assert serving(port) == []
+
+
+def test_the_relative_rss_limit_is_three_times_the_start_and_never_below_512() -> None:
+    from memsoak.commands.soak import relative_rss_limit
+    assert relative_rss_limit(80 * 2**20) == 512
+    assert relative_rss_limit(300 * 2**20) == 900
+    assert relative_rss_limit(301 * 2**20) == 1000
