@@ -175,14 +175,20 @@ class StreamUser(ChatSessionUser):
 
     def drain(self, conn: websocket.WebSocket) -> None:
         """Drop what is left of the previous reply (the real engine may end a reply after an error)."""
-        for _ in range(100):
-            conn.settimeout(DRAIN_S)
+        try:
+            for _ in range(100):
+                conn.settimeout(DRAIN_S)
+                try:
+                    opcode, _frame = conn.recv_data_frame(True)
+                except Exception:  # nothing waiting (timeout), or a closed socket the next send reports
+                    return
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return
+        finally:
             try:
-                opcode, _frame = conn.recv_data_frame(True)
-            except Exception:  # nothing waiting (timeout), or a closed socket the next send reports
-                return
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                return
+                conn.settimeout(CONNECT_TIMEOUT_S)  # the next send must not inherit the drain's 50 ms
+            except OSError:  # a socket closed meanwhile: the next send reports it
+                pass
 
     @staticmethod
     def ws_error(exc: BaseException) -> Exception:
