@@ -231,6 +231,9 @@ def run(args: argparse.Namespace) -> int:
         except StartError as exc:
             print(f"memsoak soak: {exc}", file=sys.stderr, flush=True)
             return BAD_CONFIG
+        except KeyboardInterrupt:
+            print("memsoak soak: interrupted before the soak began; engine stopped", file=sys.stderr, flush=True)
+            return BAD_CONFIG
         if not rss_limit_given(args) and (start := engine.starting_rss()):
             # A real engine may start at 300 MB and grow 100 MB once tracing begins: the fixed
             # default would stop its soak. Relative to where this engine starts instead.
