@@ -25,6 +25,7 @@ class RunDir:
         self._series: TextIO = (self.path / "series.jsonl").open("a", encoding="utf-8")
         self._events: TextIO = (self.path / "events.jsonl").open("a", encoding="utf-8")
         self.rows_written = 0
+        self.last_seq_written: int | None = None
 
     def write_json(self, relative: str, value: Any) -> Path:
         target = self.path / relative
@@ -34,16 +35,22 @@ class RunDir:
         return target
 
     def append_row(self, row: dict[str, Any]) -> None:
-        self._series.write(json.dumps(row, default=str) + "\n")
+        """One line per row, flushed at once; an OSError (disk full) propagates to the caller."""
+        self._series.write(json.dumps(row, separators=(",", ":"), default=str) + "\n")
         self._series.flush()
         self.rows_written += 1
+        if isinstance(row.get("seq"), int):
+            self.last_seq_written = row["seq"]
 
     def append_event(self, kind: str, t: float, **fields: Any) -> None:
         event = {"type": kind, "t": round(t, 3), "t_wall": time.time(), **fields}
-        self._events.write(json.dumps(event, default=str) + "\n")
+        self._events.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
         self._events.flush()
 
     def close(self) -> None:
         for handle in (self._series, self._events):
             if not handle.closed:
-                handle.close()
+                try:
+                    handle.close()
+                except OSError:
+                    pass   # a full disk refuses the last flush: what was flushed before is kept
