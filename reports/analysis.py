@@ -300,7 +300,7 @@ def _events(run: RunData) -> dict[str, Any]:
 def _requests(run: RunData) -> list[dict[str, Any]]:
     if run.requests:
         return run.requests
-    last = run.rows[-1]
+    last = run.rows[-1] if run.rows else {}
     failures = last.get("failures_by_name") or {}
     return [{"method": key.split(" ", 1)[0], "name": key.split(" ", 1)[-1], "num_requests": n,
              "num_failures": failures.get(key, 0)} for key, n in (last.get("requests_by_name") or {}).items()]

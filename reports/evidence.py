@@ -106,6 +106,8 @@ def assess(report: Any, run: Any) -> Any:
         if kind in ("measurement_failed", "stop", "auth_failed") and kind not in events:
             events[kind] = event
     problems: dict[str, str] = {}
+    for text in getattr(run, "problems", []):
+        report.notes.append(text)
     max_ratio = float(report.settings.get("max_failure_ratio", 0.01))
     load = check_load(report.requests, max_ratio)
     report.load = {"requests": load.requests, "failures": load.failures, "ratio": round(load.ratio, 6),
@@ -113,34 +115,34 @@ def assess(report: Any, run: Any) -> Any:
                    "failures_by_name": [{"request": k, "error": e, "status": s, "count": c}
                                         for k, e, s, c in load.by_name]}
     if "auth_failed" in events:
-        problems[outcomes.BAD_CONFIG] = f"bad configuration: {events['auth_failed'].get('error', 'requests refused')}"
+        problems[outcomes.BAD_CONFIG] = events["auth_failed"].get("error", "requests refused at start")
     no_load_data = not report.requests and not any("requests_total" in row for row in report.rows)
     if no_load_data:
         load.problem = None   # rows without load columns (not written by the plugin): nothing to check
         report.load["ok"] = None
     if load.problem:
-        problems[outcomes.INVALID_LOAD] = f"invalid load: {load.problem}"
+        problems[outcomes.INVALID_LOAD] = load.problem
     stop = events.get("stop")
     failed = events.get("measurement_failed")
     gaps = missing_rows(report.rows, events)
     if failed:
-        problems[outcomes.MEASUREMENT_FAILED] = f"measurement failed: {failed.get('error', 'no reason recorded')}"
+        problems[outcomes.MEASUREMENT_FAILED] = str(failed.get("error", "no reason recorded"))
     elif stop is None and "test_start" in events:
         last = report.last_seq
         problems[outcomes.MEASUREMENT_FAILED] = (
-            "measurement incomplete: no stop event (the harness was killed or could not write); rows "
+            "incomplete: no stop event (the harness was killed or could not write); rows "
             f"after seq {last} (t={report.duration_s:.0f} s) are missing")
     if gaps:
         text = f"rows missing from series.jsonl: seq {_ranges(gaps)}"
-        problems[outcomes.MEASUREMENT_FAILED] = (problems.get(outcomes.MEASUREMENT_FAILED, "measurement failed")
-                                                 + f"; {text}")
+        before = problems.get(outcomes.MEASUREMENT_FAILED)
+        problems[outcomes.MEASUREMENT_FAILED] = f"{before}; {text}" if before else text
     if stop is not None and stop.get("reason") == "signal":
-        problems[outcomes.INTERRUPTED] = (f"interrupted by a signal at t={float(stop.get('t') or 0):.0f} s "
-                                          "(SIGINT/SIGTERM, e.g. a CI timeout) before the planned end")
+        problems[outcomes.INTERRUPTED] = (f"a signal (SIGINT/SIGTERM, e.g. a CI timeout) stopped the run at "
+                                          f"t={float(stop.get('t') or 0):.0f} s, before its planned end")
     decided = [s for s in report.signals if s.verdict != "insufficient"]
     if not decided:
         problems[outcomes.INSUFFICIENT] = (
-            f"insufficient evidence: {report.samples} sample(s) over {report.duration_s:.0f} s, no signal "
+            f"{report.samples} sample(s) over {report.duration_s:.0f} s, no signal "
             "had enough samples after its warm-up for a verdict; run longer (--run-time)")
     held = {name: True for name in problems}
     if report.outcome in outcomes.PRECEDENCE:
@@ -150,12 +152,9 @@ def assess(report: Any, run: Any) -> Any:
     result = outcomes.decide(**held)
     if result in problems:
         reason = problems[result]
-        report.headline = f"{outcomes.title(result)}: {reason[0].upper()}{reason[1:]}"
+        report.headline = f"{outcomes.title(result)}: {reason}"
     report.problems = [{"outcome": name, "exit_code": outcomes.exit_code(name), "reason": text}
                        for name, text in problems.items()]
-    for name, text in problems.items():
-        if name != result:
-            report.notes.insert(0, f"also {outcomes.title(name)}: {text}")
     report.outcome = result
     report.exit_code = outcomes.exit_code(report.outcome)
     return report
