@@ -153,7 +153,7 @@ class HookClient:
     def health(self) -> dict[str, Any]:
         return _object(self._call("GET", "/health"), "GET /health")
 
-    def samples(self, since: int, limit: int = 3600) -> dict[str, Any]:
+    def samples(self, since: int, limit: int = 600) -> dict[str, Any]:
         return check_samples(self._call("GET", "/samples", since=since, limit=limit))
 
     def snapshot(self, label: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ RECENT_FIELDS = ("t", "seq", "rss_bytes", "tree_rss_bytes", "traced_current_byte
 FINAL_POLL_S = 10.0          # the last poll at stop, all pages together
 FINAL_BUDGET_S = 90.0        # a struggling engine must not keep the harness from writing the report
 LOCUST_HISTORY = 720         # Locust's own stats.history (one entry per 5 s) grows for ever: 1 h kept
+CATCH_UP_PAGES = 5           # pages of /samples one poll may read when behind (600 samples each)
 AUTH_CHECK_REQUESTS = 5      # this many requests, every one refused 401/403: the key is wrong
 AUTH_STATUSES = (401, 403)
 FALLBACK_CODES = {"engine_lost": outcomes.EXIT_CODES[outcomes.ENGINE_LOST],
@@ -151,10 +152,10 @@ class Soak:
     def poll_once(self, budget_s: float | None = None) -> int:
         """Fetch, join and append every sample newer than the last one, page by page; returns how many.
 
-        `budget_s` bounds the pages together (the final poll); otherwise one page a call."""
+        `budget_s` bounds the pages together (the final poll); otherwise up to CATCH_UP_PAGES."""
         deadline = time.monotonic() + (budget_s or 0.0)
         fetched = 0
-        while True:
+        for page in range(10_000 if budget_s else CATCH_UP_PAGES):
             answer = self.poll_client.samples(since=self.last_seq)
             samples = [s for s in answer["samples"] if s["seq"] > self.last_seq]
             if answer.get("dropped"):
@@ -169,9 +170,9 @@ class Soak:
                 self._check_rss(row)
             fetched += len(samples)
             last = answer.get("last_seq")
-            if budget_s is None or not isinstance(last, int) or last <= self.last_seq \
-                    or time.monotonic() > deadline:
+            if not isinstance(last, int) or last <= self.last_seq or (budget_s and time.monotonic() > deadline):
                 return fetched
+        return fetched
 
     def _check_rss(self, row: dict[str, Any]) -> None:
         limit_mb = float(option(self.options, "rss_limit_mb"))
