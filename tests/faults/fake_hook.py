@@ -7,7 +7,8 @@ as MODE says:
   trickle-health   GET /health: the same trickle (the harness's start-up check)
   list-samples     GET /samples answers the JSON `[1, 2, 3]`
   typed-samples    GET /samples: samples whose rss_bytes is "big"
-  garbage-after-N  (e.g. garbage-after-8) answers as ok for N s, then typed-samples
+  garbage-after-N  (e.g. garbage-after-8) answers as ok for N s after the first /samples, then
+                   typed-samples
   token            requires `Authorization: Bearer TOKEN` on every route
 Prints "ready" when listening. Stdlib only; ends on SIGTERM/SIGINT.
 """
@@ -41,11 +42,16 @@ def last_seq() -> int:
     return int(time.monotonic() - STARTED) + 1
 
 
+FIRST_POLL: list[float] = []
+
+
 def garbage_now() -> bool:
     if MODE == "typed-samples":
         return True
     if MODE.startswith("garbage-after-"):
-        return time.monotonic() - STARTED > float(MODE.rsplit("-", 1)[1])
+        if not FIRST_POLL:
+            FIRST_POLL.append(time.monotonic())
+        return time.monotonic() - FIRST_POLL[0] > float(MODE.rsplit("-", 1)[1])
     return False
 
 

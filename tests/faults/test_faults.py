@@ -27,7 +27,11 @@ from memsoak_procs import FAST_MIX, LOCUSTFILES, Procs, Scenarios, output, read_
 from reports.outcome import EXIT_CODES, title
 
 FAKE_HOOK = Path(__file__).resolve().parent / "fake_hook.py"
-NOWHERE = "http://127.0.0.1:9"   # nothing listens: validation must answer before the hook check
+NOWHERE = "http://127.0.0.1:9"
+# Floors no short run reaches: where a fault's own outcome is under test, a proven leak (which
+# rightly wins over it) must not be possible in the first minute's warm-up growth.
+NO_LEAK_CALL = ["--heap-min-growth-mb", "500", "--rss-min-growth-mb", "500", "--objects-min-growth", "1e9",
+                "--heap-blocks-min-growth", "1e9"]   # nothing listens: validation must answer before the hook check
 
 
 def locust(procs: Procs, folder: Path, host: str, hook: str, *extra: str, run_time: int = 20,
@@ -93,7 +97,7 @@ def wrong_key(runs: Scenarios, procs: Procs, folder: Path) -> None:
 
 def rate_limited(runs: Scenarios, procs: Procs, folder: Path) -> None:
     demo = runs.engine(folder, engine_args=["--rate-limit-rps", "3", "--rate-limit-burst", "3"])
-    code, took, out = locust(procs, folder, demo.url, demo.hook_url, run_time=25, users=6)
+    code, took, out = locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=25, users=6)
     run = folder / "results" / "run"
     assert code == 16, out[-3000:]
     assert "HTTP 429" in out   # the console lists failures by name and status
@@ -111,7 +115,8 @@ def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
     cmd_folder = folder / "results" / "run"
     proc = procs.start([sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "-H", demo.url, "--hook-url",
                         demo.hook_url, "--results-dir", str(folder / "results"), "--run-id", "run",
-                        "--only-summary", "--headless", "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX], "locust")
+                        "--only-summary", "--headless", "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX, *NO_LEAK_CALL],
+                       "locust")
     wait_for(lambda: (cmd_folder / "series.jsonl").exists() and len(read_jsonl(cmd_folder / "series.jsonl")) >= 8,
              120, "8 rows")
     proc.send_signal(signal.SIGTERM)
@@ -125,7 +130,7 @@ def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
 
 def short_run(runs: Scenarios, procs: Procs, folder: Path) -> Path:
     demo = runs.engine(folder)
-    code, _took, out = locust(procs, folder, demo.url, demo.hook_url, run_time=6)
+    code, _took, out = locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=6)
     run = folder / "results" / "run"
     assert code == 18, out[-3000:]
     report = states(run, "insufficient_evidence")
@@ -165,7 +170,7 @@ def disk_full(runs: Scenarios, procs: Procs, folder: Path) -> None:
         (disk / "filler").write_bytes(b"x" * max(0, free - 48 * 1024))
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "-H", demo.url, "--hook-url", demo.hook_url,
                "--results-dir", str(disk), "--run-id", "run", "--only-summary", "--headless", "-u", "4", "-r", "4",
-               "-t", "150s", *FAST_MIX]
+               "-t", "150s", *FAST_MIX, *NO_LEAK_CALL]
         started = time.monotonic()
         proc = procs.start(cmd, "locust")
         code = wait(proc, 240)
@@ -243,14 +248,10 @@ def test_sigterm_half_way_is_interrupted(fault_runs: Scenarios) -> None:
 
 @pytest.mark.fault("short_run")
 def test_too_few_rows_is_insufficient_evidence(fault_runs: Scenarios, tmp_path: Path) -> None:
-    run = fault_runs.result("short_run")
+    fault_runs.result("short_run")
     # one row: no verdict table at all, still not a PASS
-    one = tmp_path / "one"
-    shutil.copytree(run, one)
-    first = (one / "series.jsonl").read_text().splitlines()[0]
-    (one / "series.jsonl").write_text(first + "\n")
-    report = states(one, "insufficient_evidence")
-    assert report["samples"] == 1
+    report = states(_synthetic_run(tmp_path / "one", rows=1), "insufficient_evidence")
+    assert report["samples"] == 1 and report["signals"] == []
 
 
 @pytest.mark.fault("trickle_samples")
