@@ -150,13 +150,18 @@ def secret_values(options: Any) -> list[str]:
 
 
 def check_results_dir(path: str) -> str | None:
-    """Why run directories cannot be created under `path`, or None (it is created if missing)."""
+    """Why run directories cannot be created under `path`, or None. Creates nothing (no run, no
+    directory): probes the nearest existing ancestor with a temporary file."""
     target = os.path.abspath(path)
     if os.path.exists(target) and not os.path.isdir(target):
         return f"memsoak: --results-dir {path!r} is a file, not a directory: choose a directory"
+    existing = target
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"memsoak: --results-dir {path!r}: {existing} is a file, not a directory: choose a directory"
+    probe = os.path.join(existing, f".memsoak-write-test-{os.getpid()}")
     try:
-        os.makedirs(target, exist_ok=True)
-        probe = os.path.join(target, f".memsoak-write-test-{os.getpid()}")
         with open(probe, "w") as handle:
             handle.write("x")
         os.remove(probe)

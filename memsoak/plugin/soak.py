@@ -8,9 +8,10 @@ once, from whichever of test_stop / quitting comes first, and turns the run dire
 """
 from __future__ import annotations
 
-import collections
 import logging
+import math
 import time
+from array import array
 from typing import Any, Callable
 
 import gevent
@@ -30,7 +31,9 @@ RECENT_FIELDS = ("t", "seq", "rss_bytes", "tree_rss_bytes", "traced_current_byte
                  "users", "rps")
 FINAL_POLL_S = 10.0          # the last poll at stop, all pages together
 FINAL_BUDGET_S = 90.0        # a struggling engine must not keep the harness from writing the report
-LOCUST_HISTORY = 720         # Locust's own stats.history (one entry per 5 s) grows for ever: 1 h kept
+LOCUST_HISTORY = 240         # Locust's own stats.history (one entry per 5 s) grows for ever: 20 min kept
+PER_SECOND_KEPT_S = 120      # Locust's per-second request/failure counts (a dict key a second per name)
+TRIM_EVERY_POLLS = 60
 CATCH_UP_PAGES = 5           # pages of /samples one poll may read when behind (600 samples each)
 AUTH_CHECK_REQUESTS = 5      # this many requests, every one refused 401/403: the key is wrong
 AUTH_STATUSES = (401, 403)
@@ -39,6 +42,46 @@ FALLBACK_CODES = {"engine_lost": outcomes.EXIT_CODES[outcomes.ENGINE_LOST],
                   "measurement_failed": outcomes.EXIT_CODES[outcomes.MEASUREMENT_FAILED],
                   "signal": outcomes.EXIT_CODES[outcomes.INTERRUPTED],
                   "auth_failed": outcomes.EXIT_CODES[outcomes.BAD_CONFIG]}
+
+
+class RecentRows:
+    """The last `capacity` rows' live-UI fields in preallocated arrays (8 B a field, not a dict a
+    row): the harness's memory for them is fixed from the start. Iterates as dicts."""
+
+    FLOAT_FIELDS = frozenset({"t", "rps"})
+
+    def __init__(self, fields: tuple[str, ...], capacity: int) -> None:
+        self.fields, self.capacity = fields, capacity
+        self._data = [array("d", [math.nan]) * capacity for _ in fields]
+        self.count = 0
+
+    def append(self, row: dict[str, Any]) -> None:
+        at = self.count % self.capacity
+        for column, name in zip(self._data, self.fields):
+            value = row.get(name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            column[at] = float(value) if ok else math.nan
+        self.count += 1
+
+    def __len__(self) -> int:
+        return min(self.count, self.capacity)
+
+    def _row(self, at: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for column, name in zip(self._data, self.fields):
+            value = column[at]
+            out[name] = None if math.isnan(value) else (value if name in self.FLOAT_FIELDS else int(value))
+        return out
+
+    def __iter__(self) -> Any:
+        for number in range(self.count - len(self), self.count):
+            yield self._row(number % self.capacity)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        number = (self.count + index) if index < 0 else (self.count - len(self) + index)
+        return self._row(number % self.capacity)
 
 
 class Soak:
@@ -53,7 +96,8 @@ class Soak:
         self.snap_client = HookClient(url, token, timeout_s=SNAPSHOT_TIMEOUT_S)
         self.t0 = time.monotonic()
         self.last_seq = int(health.get("last_seq") or 0)
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_ROWS)
+        self.recent = RecentRows(RECENT_FIELDS, RECENT_ROWS)
+        self._polls = 0
         self.stop_reason: str | None = None
         self.engine_lost = False
         self.measurement_failed = ""   # why rows could not be written or the hook's answers are garbage
@@ -145,9 +189,22 @@ class Soak:
             self.request_stop("auth_failed")
 
     def _trim_locust_history(self) -> None:
-        history = getattr(self.environment.runner.stats, "history", None)
-        if isinstance(history, list) and len(history) > 2 * LOCUST_HISTORY:
+        """Locust keeps, for ever, a stats.history entry per 5 s and a per-second count per request
+        name: over 24 h that is the harness's own leak. Only recent ones are read (current RPS: the
+        last 10 s; the web UI's charts), so older ones are dropped."""
+        self._polls += 1
+        if self._polls % TRIM_EVERY_POLLS:
+            return
+        stats = self.environment.runner.stats
+        history = getattr(stats, "history", None)
+        if isinstance(history, list) and len(history) > LOCUST_HISTORY:
             del history[:-LOCUST_HISTORY]
+        oldest = int(time.time()) - PER_SECOND_KEPT_S
+        for entry in [stats.total, *list(stats.entries.values())]:
+            for counts in (getattr(entry, "num_reqs_per_sec", None), getattr(entry, "num_fail_per_sec", None)):
+                if isinstance(counts, dict):
+                    for second in [k for k in counts if k < oldest]:
+                        del counts[second]
 
     def poll_once(self, budget_s: float | None = None) -> int:
         """Fetch, join and append every sample newer than the last one, page by page; returns how many.
@@ -165,7 +222,7 @@ class Soak:
             runner = self.environment.runner
             for row in rowlib.join(samples, rowlib.load_side(runner), self.now()):
                 self.rundir.append_row(row)
-                self.recent.append({k: row.get(k) for k in RECENT_FIELDS})
+                self.recent.append(row)
                 self.last_seq = max(self.last_seq, int(row["seq"]))
                 self._check_rss(row)
             fetched += len(samples)
