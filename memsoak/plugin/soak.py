@@ -29,6 +29,7 @@ POLL_TIMEOUT_S = 5.0         # overall deadline of one poll (connect, headers an
 RECENT_ROWS = 7200           # what the live UI keeps in memory (2 h at 1 s), slimmed (RECENT_FIELDS)
 RECENT_FIELDS = ("t", "seq", "rss_bytes", "tree_rss_bytes", "traced_current_bytes", "allocated_blocks",
                  "users", "rps")
+FINISH_INFLIGHT_S = 30.0     # at stop, what a checkpoint in flight may still take
 FINAL_POLL_S = 10.0          # the last poll at stop, all pages together
 FINAL_BUDGET_S = 90.0        # a struggling engine must not keep the harness from writing the report
 LOCUST_HISTORY = 240         # Locust's own stats.history (one entry per 5 s) grows for ever: 20 min kept
@@ -316,7 +317,11 @@ class Soak:
         self.finalized = True
         self._stopping.set()
         current = gevent.getcurrent()
-        gevent.killall([g for g in self._greenlets if g is not current], block=True, timeout=10)
+        others = [g for g in self._greenlets if g is not current]
+        # a checkpoint in flight (snapshot, then its diff) finishes rather than losing its diff;
+        # bounded: a poll ends within its deadline, a snapshot within FINISH_INFLIGHT_S
+        gevent.joinall(others, timeout=FINISH_INFLIGHT_S)
+        gevent.killall(others, block=True, timeout=10)
         if not (self.engine_lost or self.measurement_failed):
             try:
                 with gevent.Timeout(FINAL_POLL_S, HookError(f"the last poll took over {FINAL_POLL_S:g} s")):

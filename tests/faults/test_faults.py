@@ -34,6 +34,14 @@ NO_LEAK_CALL = ["--heap-min-growth-mb", "500", "--rss-min-growth-mb", "500", "--
                 "--heap-blocks-min-growth", "1e9"]   # nothing listens: validation must answer before the hook check
 
 
+def record(fault: str, **facts: Any) -> None:
+    """Measured facts (time to react, rows) appended to $MEMSOAK_FAULT_LOG when set (for the notes)."""
+    path = os.environ.get("MEMSOAK_FAULT_LOG")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(json.dumps({"fault": fault, **facts}) + "\n")
+
+
 def locust(procs: Procs, folder: Path, host: str, hook: str, *extra: str, run_time: int = 20,
            users: int = 4, name: str = "locust", env: dict[str, str] | None = None,
            timeout_s: float = 240) -> tuple[int, float, str]:
@@ -93,6 +101,7 @@ def wrong_key(runs: Scenarios, procs: Procs, folder: Path) -> None:
     assert took < 90, f"ended after {took:.0f} s: the run went on under a wrong key"
     assert "--api-key" in out and "Traceback" not in out
     states(folder / "results" / "run", "bad_config")
+    record("wrong_key", code=code, took_s=round(took, 1), run_time_s=120)
 
 
 def rate_limited(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -108,6 +117,7 @@ def rate_limited(runs: Scenarios, procs: Procs, folder: Path) -> None:
     junit = (run / "junit.xml").read_text()
     assert 'name="run.load"' in junit and "429" in junit.split('name="run.load"')[1].split("</testcase>")[0]
     assert len(rows_kept(run)) == report["samples"]
+    record("rate_limited", code=code, took_s=round(took, 1), ratio=report["load"]["ratio"], rows=report["samples"])
 
 
 def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -123,9 +133,11 @@ def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
     sent = time.monotonic()
     code = wait(proc, 120)
     assert code == 17, output(proc)[-3000:]
-    assert time.monotonic() - sent < 60
+    reacted = time.monotonic() - sent
+    assert reacted < 60
     report = states(cmd_folder, "interrupted")
     assert len(rows_kept(cmd_folder)) == report["samples"]
+    record("interrupted", code=code, exit_after_signal_s=round(reacted, 1), rows=report["samples"])
 
 
 def short_run(runs: Scenarios, procs: Procs, folder: Path) -> Path:
@@ -135,6 +147,7 @@ def short_run(runs: Scenarios, procs: Procs, folder: Path) -> Path:
     assert code == 18, out[-3000:]
     report = states(run, "insufficient_evidence")
     assert len(rows_kept(run)) == report["samples"] <= 10
+    record("short_run", code=code, rows=report["samples"])
     return run
 
 
@@ -147,6 +160,7 @@ def trickle_samples(runs: Scenarios, procs: Procs, folder: Path) -> None:
     assert took < 90, f"took {took:.0f} s"
     assert "did not answer within 5 s" in out
     states(folder / "results" / "run", "engine_lost")
+    record("trickle_samples", code=code, took_s=round(took, 1), run_time_s=120)
 
 
 def trickle_health(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -156,6 +170,7 @@ def trickle_health(runs: Scenarios, procs: Procs, folder: Path) -> None:
     assert code == 13, out[-3000:]
     assert took < 60 and "did not answer within 10 s" in out
     assert demo.health()["completions"] == 0   # no load was sent
+    record("trickle_health", code=code, took_s=round(took, 1))
 
 
 def disk_full(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -185,6 +200,7 @@ def disk_full(runs: Scenarios, procs: Procs, folder: Path) -> None:
         report = states(run, "measurement_failed")
         assert report["samples"] == len(rows) > 0
         assert "missing" in report["headline"]
+        record("disk_full", code=code, took_s=round(took, 1), run_time_s=150, rows=len(rows))
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
@@ -197,6 +213,7 @@ def hook_list(runs: Scenarios, procs: Procs, folder: Path) -> None:
     assert took < 90 and "answered a JSON list" in out and "Traceback" not in out
     report = states(folder / "results" / "run", "measurement_failed")
     assert "garbage" in report["headline"]
+    record("hook_list", code=code, took_s=round(took, 1), run_time_s=120)
 
 
 def hook_typed(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -210,6 +227,7 @@ def hook_typed(runs: Scenarios, procs: Procs, folder: Path) -> None:
     assert len(rows) >= 3 and all(isinstance(row["rss_bytes"], int) for row in rows)
     report = states(run, "measurement_failed")
     assert report["samples"] == len(rows)
+    record("hook_typed", code=code, took_s=round(took, 1), run_time_s=120, rows=len(rows))
 
 
 def token_redacted(runs: Scenarios, procs: Procs, folder: Path) -> None:
@@ -447,3 +465,11 @@ def test_series_segments_are_gzipped_and_every_row_survives_a_crash_between_step
     # a crash mid-gzip: the .gz.tmp is ignored and the plain segment read
     (run / "series-000002.jsonl.gz").rename(run / "series-000002.jsonl.gz.tmp")
     assert [r["seq"] for r in load_run(run).rows] == list(range(1, 13))
+
+
+def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--tracemalloc-frames", "-1",
+                           "--duration", "10"], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 13, done.stderr[-2000:]
+    assert "--tracemalloc-frames" in done.stderr and "--leak" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
