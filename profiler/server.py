@@ -46,6 +46,8 @@ class Budget:
 
     def take(self, n: float = 1.0) -> float:
         """0.0 when spent; else the seconds to wait (nothing spent)."""
+        if n <= 0:
+            return 0.0
         with self.lock:
             now = time.monotonic()
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.per_s)
@@ -111,6 +113,16 @@ def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, h
     except ValueError:
         raise ApiError(400, f"{name}={raw!r} is not an integer: pass e.g. {name}={default}")
     return min(max(value, low), high)
+
+
+def _samples_to_send(backend: Any, since: int, limit: int) -> int:
+    """What an answer will hold (its cost), known before decoding a sample; `limit` when unknown."""
+    ring = getattr(backend, "ring", None)
+    try:
+        first, last = int(ring.first_seq), int(ring.last_seq)
+    except (AttributeError, TypeError, ValueError):
+        return limit
+    return max(0, min(limit, last - max(since, first - 1)))
 
 
 def _label(raw: str) -> str:
@@ -226,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/samples":
             since = _int_param(query, "since", 0, -1, 2**62)
             limit = _int_param(query, "limit", SAMPLES_PAGE_DEFAULT, 1, SAMPLES_PAGE_MAX)
-            wait_s = self.server.samples_budget.take(limit)
+            wait_s = self.server.samples_budget.take(_samples_to_send(backend, since, limit))
             if wait_s:
                 raise OverBudget("/samples", wait_s)
             return self._json(200, backend.samples(since, limit))
