@@ -66,12 +66,24 @@ class DemoEngine:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise EngineError(f"the demo engine exited with status {self.process.returncode} while "
-                                  f"starting; check the --leak values and its log")
+                                  f"starting: {self._last_log_line() or 'see its log'}")
             if self._answers(f"{self.url}/api/health") and self._answers(f"{self.hook_url}/health"):
                 return self
             time.sleep(0.2)
         self.stop()
         raise EngineError(f"the demo engine did not answer on {self.url} within {timeout_s:.0f} s")
+
+    def _last_log_line(self) -> str:
+        """The last line memsoak-run or the engine wrote (names the bad flag), when logged to a file."""
+        name = getattr(self.log, "name", None)
+        if not isinstance(name, str):
+            return ""
+        try:
+            self.log.flush()  # type: ignore[union-attr]
+            lines = [line.strip() for line in open(name, errors="replace").read().splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return lines[-1][:300] if lines else ""
 
     @staticmethod
     def _answers(url: str) -> bool:

@@ -10,7 +10,9 @@ within one poll; snapshots, diffs and type censuses run inside the engine with t
 """
 from __future__ import annotations
 
+import json
 import os
+import time
 from typing import Any
 
 import requests
@@ -20,7 +22,62 @@ class HookError(RuntimeError):
     """The hook did not answer as the contract says; the message is one line."""
 
 
+class HookAnswerError(HookError):
+    """The hook answered, but not with what the contract says (wrong JSON shape or types)."""
+
+
+MAX_BODY_BYTES = 64 * 2**20    # no answer of the contract comes near this: a runaway is cut off
+SAMPLE_INT_FIELDS = ("seq",)
+SAMPLE_NUMBER_FIELDS = (
+    "t_mono", "t_wall", "pid", "rss_bytes", "vms_bytes", "tree_rss_bytes", "tree_procs", "uss_bytes",
+    "traced_current_bytes", "traced_peak_bytes", "allocated_blocks", "gc_count_0", "gc_count_1",
+    "gc_count_2", "gc_collections_0", "gc_collections_1", "gc_collections_2", "gc_objects", "open_fds",
+    "threads", "asyncio_tasks", "sample_cost_us", "hook_errors")
+
+
+def _socket_is_green() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def check_samples(answer: Any) -> dict[str, Any]:
+    """An answer of GET /samples as the contract says, or HookAnswerError naming what is wrong."""
+    if not isinstance(answer, dict):
+        raise HookAnswerError(f"hook GET /samples answered a JSON {type(answer).__name__}, not an object")
+    samples = answer.get("samples")
+    if not isinstance(samples, list):
+        raise HookAnswerError("hook GET /samples answered without a \"samples\" list")
+    for sample in samples:
+        if not isinstance(sample, dict):
+            raise HookAnswerError(f"hook GET /samples: a sample is a JSON {type(sample).__name__}, not an object")
+        seq = sample.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise HookAnswerError(f"hook GET /samples: sample seq {str(seq)[:40]!r} is not a non-negative integer")
+        for name in SAMPLE_NUMBER_FIELDS:
+            value = sample.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise HookAnswerError(f"hook GET /samples: sample {seq} field {name}={str(value)[:40]!r} "
+                                      "is not a number")
+    for name in ("last_seq", "first_seq", "dropped"):
+        value = answer.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise HookAnswerError(f"hook GET /samples: {name}={str(value)[:40]!r} is not an integer")
+    return answer
+
+
+def _object(answer: Any, route: str) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise HookAnswerError(f"hook {route} answered a JSON {type(answer).__name__}, not an object")
+    return answer
+
+
 class HookClient:
+    """Every call has an overall deadline (connect, headers and body together), not only a per-read
+    timeout: a hook that trickles one byte a second would otherwise hold a call for ever."""
+
     def __init__(self, url: str, token: str = "", timeout_s: float = 5.0,
                  slow_timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
@@ -33,44 +90,81 @@ class HookClient:
         self.slow_timeout_s = max(slow_timeout_s, timeout_s)
         self._session = requests.Session()
         self._session.headers.update(headers)
+        self._green = _socket_is_green()
 
     def close(self) -> None:
         self._session.close()
 
     def _call(self, method: str, path: str, slow: bool = False, **params: Any) -> Any:
+        waited = self.slow_timeout_s if slow else self.timeout_s
+        late = HookError(f"hook {method} {path} at {self.url} did not answer within {waited:g} s")
+        if self._green:
+            import gevent
+            timer = gevent.Timeout(waited, late)
+            timer.start()
+            try:
+                return self._request(method, path, waited, params)
+            finally:
+                timer.close()
+        return self._request(method, path, waited, params)
+
+    def _request(self, method: str, path: str, waited: float, params: dict[str, Any]) -> Any:
+        deadline = time.monotonic() + waited
+        late = f"hook {method} {path} at {self.url} did not answer within {waited:g} s"
         try:
             resp = self._session.request(method, self.url + path, params=params or None,
-                                         timeout=self.slow_timeout_s if slow else self.timeout_s)
+                                         timeout=waited, stream=True)
+            try:
+                chunks, size = [], 0
+                while True:
+                    if time.monotonic() > deadline:
+                        raise HookError(late)
+                    chunk = resp.raw.read(65536)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise HookError(f"hook {method} {path} answered more than {MAX_BODY_BYTES >> 20} MB")
+                    chunks.append(chunk)
+                body = b"".join(chunks)
+            finally:
+                resp.close()
         except requests.Timeout:
-            waited = self.slow_timeout_s if slow else self.timeout_s
-            raise HookError(f"hook {method} {path} at {self.url} did not answer within {waited:g} s") from None
-        except requests.RequestException as exc:
+            raise HookError(late) from None
+        except (requests.RequestException, OSError) as exc:
             raise HookError(f"hook at {self.url} unreachable ({type(exc).__name__})") from None
+        except Exception as exc:   # urllib3's protocol errors while streaming the body
+            if isinstance(exc, HookError):
+                raise
+            raise HookError(f"hook {method} {path} at {self.url} broke off its answer "
+                            f"({type(exc).__name__})") from None
         if resp.status_code >= 400:
             try:
-                detail = resp.json().get("error", resp.text)
+                answer = json.loads(body)
+                detail = answer.get("error", body) if isinstance(answer, dict) else body
             except ValueError:
-                detail = resp.text
+                detail = body.decode("utf-8", "replace")
             raise HookError(f"hook {method} {path} answered {resp.status_code}: {str(detail)[:200]}")
         try:
-            return resp.json()
+            return json.loads(body)
         except ValueError:
-            raise HookError(f"hook {method} {path} answered non-JSON") from None
+            raise HookAnswerError(f"hook {method} {path} answered non-JSON") from None
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health")
+        return _object(self._call("GET", "/health"), "GET /health")
 
-    def samples(self, since: int) -> dict[str, Any]:
-        return self._call("GET", "/samples", since=since)
+    def samples(self, since: int, limit: int = 600) -> dict[str, Any]:
+        return check_samples(self._call("GET", "/samples", since=since, limit=limit))
 
     def snapshot(self, label: str) -> dict[str, Any]:
-        return self._call("POST", f"/snapshots/{label}", slow=True)
+        return _object(self._call("POST", f"/snapshots/{label}", slow=True), "POST /snapshots")
 
     def diff(self, base: str, head: str, top: int) -> dict[str, Any]:
-        return self._call("GET", "/diff", slow=True, base=base, head=head, top=top)
+        return _object(self._call("GET", "/diff", slow=True, base=base, head=head, top=top), "GET /diff")
 
     def types_snapshot(self, label: str) -> dict[str, Any]:
-        return self._call("POST", f"/types/{label}", slow=True)
+        return _object(self._call("POST", f"/types/{label}", slow=True), "POST /types")
 
     def types_diff(self, base: str, head: str, top: int) -> dict[str, Any]:
-        return self._call("GET", "/types/diff", slow=True, base=base, head=head, top=top)
+        return _object(self._call("GET", "/types/diff", slow=True, base=base, head=head, top=top),
+                       "GET /types/diff")

@@ -35,8 +35,15 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 USAGE_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line naming the flag (not argparse's usage block), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memsoak-run",
         description="Run COMMAND with memsoak's hook in every Python process it starts.",
         epilog="example: memsoak-run --port 9477 -- uvicorn app:app --workers 2")
@@ -74,6 +81,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--interval {args.interval}: must be > 0 seconds")
     if args.tracemalloc_frames is not None and args.tracemalloc_frames < 0:
         parser.error("--tracemalloc-frames must be >= 0 (0 = off)")
+    if not (0.0 <= args.grace <= 3600.0):   # NaN fails both
+        parser.error(f"--grace {args.grace}: must be 0..3600 seconds between the stop signal and SIGKILL")
     if args.memray and os.path.exists(args.memray):
         parser.error(f"--memray {args.memray} exists and memray will not overwrite it: "
                      "remove it or choose another path")
@@ -154,6 +163,24 @@ def _end_group(pgid: int, grace: float) -> None:
         pass
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Any:
+    """preexec_fn: the engine gets SIGKILL when memsoak-run dies, even by kill -9 (Linux
+    PR_SET_PDEATHSIG): an orphaned engine would hold its ports and memory. Elsewhere: no-op."""
+    def arm() -> None:
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:   # memsoak-run died before prctl took effect
+            os._exit(1)
+    return arm if sys.platform.startswith("linux") else None
+
+
 def port_in_use(host: str, port: int) -> str | None:
     """Why the hook could not have `port` as the primary, or None when it can bind it."""
     if port == 0:
@@ -196,7 +223,8 @@ def run_command(args: argparse.Namespace) -> int:
     stop = _Stop()
     try:
         try:
-            child = subprocess.Popen(args.command, env=child_env(args, peer_dir), start_new_session=True)
+            child = subprocess.Popen(args.command, env=child_env(args, peer_dir), start_new_session=True,
+                                     preexec_fn=_die_with_parent(os.getpid()))
         except OSError as error:
             print(f"memsoak-run: cannot start {args.command[0]!r}: {error.strerror or error}",
                   file=sys.stderr)

@@ -24,6 +24,46 @@ from .snapshots import SnapshotStore, TypeCensusStore, UnknownLabel
 
 LABEL = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_TOP = 1000
+# Bounded cost for ANY local caller (no token needed on loopback): /samples answers at most
+# SAMPLES_PAGE_MAX samples (page forward with since=last seq), and the samples served per second and
+# the memory routes (snapshots, diffs, censuses: the GIL held for seconds) draw on token buckets
+# shared by all callers. The harness needs ~1 sample/s and a handful of memory calls per run; a
+# caller beyond the budget gets 429 with Retry-After at the cost of parsing its request line.
+SAMPLES_PAGE_DEFAULT = 1000
+SAMPLES_PAGE_MAX = 5000
+SAMPLES_BUDGET = (20_000, 2_000.0)   # burst, samples per second
+MEMORY_BUDGET = (10, 0.25)           # burst, memory-route calls per second (one per 4 s)
+
+
+class Budget:
+    """A token bucket: `take(n)` spends n tokens or answers how long until it could."""
+
+    def __init__(self, burst: float, per_s: float) -> None:
+        self.burst, self.per_s = float(burst), float(per_s)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, n: float = 1.0) -> float:
+        """0.0 when spent; else the seconds to wait (nothing spent)."""
+        if n <= 0:
+            return 0.0
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.per_s)
+            self.stamp = now
+            n = min(n, self.burst)
+            if self.tokens >= n:
+                self.tokens -= n
+                return 0.0
+            return (n - self.tokens) / self.per_s
+
+
+class OverBudget(Exception):
+    def __init__(self, what: str, wait_s: float) -> None:
+        super().__init__(f"{what} budget spent (shared by every caller of this hook): retry in "
+                         f"{wait_s:.1f} s, or page with a smaller limit")
+        self.wait_s = wait_s
 
 
 class Backend(Protocol):
@@ -51,6 +91,8 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True  # a restarted engine must rebind while old sockets sit in TIME_WAIT
     backend: Backend
     _counter = 0
+    samples_budget: Budget
+    memory_budget: Budget
 
     def process_request(self, request: Any, client_address: Any) -> None:
         _Server._counter += 1
@@ -71,6 +113,16 @@ def _int_param(query: dict[str, list[str]], name: str, default: int, low: int, h
     except ValueError:
         raise ApiError(400, f"{name}={raw!r} is not an integer: pass e.g. {name}={default}")
     return min(max(value, low), high)
+
+
+def _samples_to_send(backend: Any, since: int, limit: int) -> int:
+    """What an answer will hold (its cost), known before decoding a sample; `limit` when unknown."""
+    ring = getattr(backend, "ring", None)
+    try:
+        first, last = int(ring.first_seq), int(ring.last_seq)
+    except (AttributeError, TypeError, ValueError):
+        return limit
+    return max(0, min(limit, last - max(since, first - 1)))
 
 
 def _label(raw: str) -> str:
@@ -145,6 +197,9 @@ class Handler(BaseHTTPRequestHandler):
             self._route(backend, method, path.rstrip("/") or "/", query)
         except ApiError as error:
             self._json(error.status, {"error": str(error)})
+        except OverBudget as error:
+            self._send(429, "application/json", json.dumps({"error": str(error)}).encode(),
+                       {"Retry-After": str(max(1, int(error.wait_s + 0.999)))})
         except UnknownLabel as error:
             self._json(404, {"error": error.message})
         except Exception as error:
@@ -182,7 +237,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, backend.health())
         if method == "GET" and path == "/samples":
             since = _int_param(query, "since", 0, -1, 2**62)
-            limit = _int_param(query, "limit", 10_000, 1, 100_000)
+            limit = _int_param(query, "limit", SAMPLES_PAGE_DEFAULT, 1, SAMPLES_PAGE_MAX)
+            wait_s = self.server.samples_budget.take(_samples_to_send(backend, since, limit))
+            if wait_s:
+                raise OverBudget("/samples", wait_s)
             return self._json(200, backend.samples(since, limit))
         if method == "GET" and path == "/metrics":
             content_type, body = backend.metrics()
@@ -198,6 +256,9 @@ class Handler(BaseHTTPRequestHandler):
                                 "(--pid mode samples from outside): run the engine under memsoak-run")
         if parts == ["snapshots"] and method == "GET":
             return self._json(200, {"labels": backend.snapshots.labels()})
+        wait_s = self.server.memory_budget.take(1)
+        if wait_s:
+            raise OverBudget("snapshot/diff/census", wait_s)
         if len(parts) == 2 and parts[0] == "snapshots" and method == "POST":
             return self._json(200, backend.snapshots.take(_label(parts[1])))
         if parts == ["diff"] and method == "GET":
@@ -221,10 +282,12 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, "application/json", json.dumps(payload).encode())
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -237,6 +300,8 @@ class HookServer:
         server_class = type("_BoundServer", (_Server,), {"address_family": family})
         self._server = server_class((host, port), Handler)
         self._server.backend = backend
+        self._server.samples_budget = Budget(*SAMPLES_BUDGET)
+        self._server.memory_budget = Budget(*MEMORY_BUDGET)
         self.port: int = self._server.server_address[1]
         self._thread: threading.Thread | None = None
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from . import outcome as outcomes
+from . import evidence, outcome as outcomes
 from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
 from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
@@ -300,7 +300,7 @@ def _events(run: RunData) -> dict[str, Any]:
 def _requests(run: RunData) -> list[dict[str, Any]]:
     if run.requests:
         return run.requests
-    last = run.rows[-1]
+    last = run.rows[-1] if run.rows else {}
     failures = last.get("failures_by_name") or {}
     return [{"method": key.split(" ", 1)[0], "name": key.split(" ", 1)[-1], "num_requests": n,
              "num_failures": failures.get(key, 0)} for key, n in (last.get("requests_by_name") or {}).items()]
@@ -353,7 +353,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     run_id = str(run.run_json.get("run_id") or run.run_dir.name)
     headline = _headline(result, driver, by_name, events)
     seqs = [row.get("seq") for row in rows if row.get("seq") is not None]
-    return Report(
+    report = Report(
         run_id=run_id, run_dir=str(run.run_dir),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         settings=values, outcome=result, exit_code=outcomes.exit_code(result),
@@ -370,6 +370,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
                    if e.get("type") == "snapshot" and e.get("t") is not None],
         rows=rows,
     )
+    return evidence.assess(report, run)   # load, interruption, missing rows, too few samples
 
 
 def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],

@@ -60,6 +60,9 @@ class Report:
     notes: list[str]
     snapshots: list[tuple[float, str]] = field(default_factory=list)   # (t, label) of each snapshot
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # for charts, not JSON
+    # reports/evidence.py: the load check and every reason the run is not evidence
+    load: dict[str, Any] = field(default_factory=dict)
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
     def signal(self, name: str) -> SignalReport | None:
         return next((s for s in self.signals if s.name == name), None)

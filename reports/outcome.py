@@ -1,6 +1,8 @@
 """Outcomes of a run and their exit codes (distinct from Locust's own 0-3), with precedence.
 
-The codes are the contract with CI and with the Locust plugin: see docs/CONTRACTS.md.
+Every code memsoak exits with is defined here, and nowhere else; the README's exit-code table and
+docs/CONTRACTS.md copy this table. A run that is not evidence never exits 0: each way a run can fail
+to be evidence is an outcome of its own.
 """
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ RSS_LIMIT = "rss_limit"
 ENGINE_LOST = "engine_lost"
 BAD_CONFIG = "bad_config"
 REGRESSION = "regression"
+# 15 is kept for the verdict's `inconclusive` outcome.
+INVALID_LOAD = "invalid_load"              # failure ratio above --max-failure-ratio, or no success
+INTERRUPTED = "interrupted"                # SIGINT/SIGTERM before the planned end
+INSUFFICIENT = "insufficient_evidence"     # too few samples for any signal to have a verdict
+MEASUREMENT_FAILED = "measurement_failed"  # rows could not be written, or the hook answered garbage
 
 EXIT_CODES: dict[str, int] = {
     PASS: 0,
@@ -18,17 +25,52 @@ EXIT_CODES: dict[str, int] = {
     ENGINE_LOST: 12,
     BAD_CONFIG: 13,
     REGRESSION: 14,
+    INVALID_LOAD: 16,
+    INTERRUPTED: 17,
+    INSUFFICIENT: 18,
+    MEASUREMENT_FAILED: 19,
 }
 
-# When several hold, the first in this list wins: a dead engine explains everything after it.
-PRECEDENCE: tuple[str, ...] = (ENGINE_LOST, RSS_LIMIT, LEAK, PASS)
+# Locust's own exit codes, for the README table: memsoak's codes never collide with them.
+LOCUST_CODES: dict[int, str] = {
+    0: "Locust: no request failed (memsoak not loaded)",
+    1: "Locust: some requests failed (--exit-code-on-error)",
+    2: "Locust: unexpected error (a greenlet raised)",
+    3: "locust-plugins checks failed",
+}
+
+# When several hold, the first in this list wins. A run ended for its configuration (every request
+# refused 401/403 at start) measured nothing of the engine; a dead engine explains everything after it; a
+# proven leak wins over every reason the run is not otherwise evidence (the growth was measured);
+# then what invalidates the measurement, then the load, then the run's length.
+PRECEDENCE: tuple[str, ...] = (BAD_CONFIG, ENGINE_LOST, RSS_LIMIT, LEAK, MEASUREMENT_FAILED, INVALID_LOAD,
+                               INTERRUPTED, INSUFFICIENT, PASS)
+
+TITLES: dict[str, str] = {
+    PASS: "PASS",
+    LEAK: "LEAK",
+    RSS_LIMIT: "RSS LIMIT",
+    ENGINE_LOST: "ENGINE LOST",
+    BAD_CONFIG: "BAD CONFIGURATION",
+    REGRESSION: "REGRESSION",
+    INVALID_LOAD: "INVALID LOAD",
+    INTERRUPTED: "INTERRUPTED",
+    INSUFFICIENT: "INSUFFICIENT EVIDENCE",
+    MEASUREMENT_FAILED: "MEASUREMENT FAILED",
+}
 
 
 def exit_code(outcome: str) -> int:
     return EXIT_CODES[outcome]
 
 
-def decide(*, engine_lost: bool, rss_limit: bool, leak: bool) -> str:
-    """The outcome of a run from what held, by precedence."""
-    held = {ENGINE_LOST: engine_lost, RSS_LIMIT: rss_limit, LEAK: leak, PASS: True}
-    return next(name for name in PRECEDENCE if held[name])
+def title(outcome: str) -> str:
+    return TITLES.get(outcome, outcome.replace("_", " ").upper())
+
+
+def decide(**held: bool) -> str:
+    """The outcome of a run from what held (keyword = outcome name), by precedence."""
+    unknown = set(held) - set(PRECEDENCE)
+    if unknown:
+        raise KeyError(f"unknown outcome(s) {sorted(unknown)}")
+    return next(name for name in PRECEDENCE if name == PASS or held.get(name))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .legacy import MB
 from .model import Report, SignalReport
+from .outcome import title
 
 
 def _amount(sig: SignalReport) -> str:
@@ -14,8 +15,19 @@ def _amount(sig: SignalReport) -> str:
 
 
 def render_console(report: Report) -> str:
-    lines = [f"memsoak {report.run_id}: {report.outcome.upper()} (exit {report.exit_code})",
-             report.headline, ""]
+    lines = [f"memsoak {report.run_id}: {title(report.outcome)} (exit {report.exit_code})",
+             report.headline]
+    for problem in report.problems:
+        if problem["outcome"] != report.outcome:
+            lines.append(f"also {title(problem['outcome'])} (exit {problem['exit_code']}): {problem['reason']}")
+    load = report.load or {}
+    if load.get("failures"):
+        lines.append(f"failed requests: {load['failures']}/{load['requests']} "
+                     f"({100 * load['ratio']:.2f}%, limit {100 * load['max_ratio']:.2f}%)")
+        for item in load.get("failures_by_name", [])[:8]:
+            status = f"HTTP {item['status']}" if item.get("status") else "-"
+            lines.append(f"  {item['request']}: {status} x{item['count']} ({item['error'][:120]})")
+    lines.append("")
     lines.append(f"{'signal':<32} {'verdict':<12} trend")
     for sig in report.signals:
         mark = " <- driver" if sig.name == report.driver else ""

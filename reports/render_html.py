@@ -7,6 +7,7 @@ from markupsafe import Markup
 
 from .charts import memory_vs_requests, timeline
 from .model import Report
+from .outcome import title
 from .render_markdown import environment
 
 MEMRAY_EMBED_LIMIT = 200_000   # embed small text outputs of memray; link the rest
@@ -24,4 +25,5 @@ def render_html(report: Report) -> str:
         timeline=Markup(timeline(report)) if report.rows else "",
         vs_requests=Markup(vs_requests) if vs_requests else "",
         memray_texts=memray_texts,
+        title=title,
     )

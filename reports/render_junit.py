@@ -4,6 +4,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from .model import Report
+from .outcome import BAD_CONFIG, INSUFFICIENT, INTERRUPTED, INVALID_LOAD, MEASUREMENT_FAILED, title
 
 
 def render_junit(report: Report) -> str:
@@ -13,6 +14,21 @@ def render_junit(report: Report) -> str:
                            ("rss_limit", "RSS passed the limit")):
         held = event in report.events or report.outcome == event
         cases.append((f"run.{event}", message if held else None, str(report.events.get(event, ""))))
+    problems = {p["outcome"]: p["reason"] for p in report.problems}
+    load = report.load or {}
+    failures = "; ".join(f"{f['request']} {('HTTP ' + str(f['status'])) if f.get('status') else ''} "
+                         f"x{f['count']} ({f['error']})" for f in load.get("failures_by_name", []))
+    for name, outcome, passed in (
+            ("run.configuration", BAD_CONFIG, "the engine accepted the requests"),
+            ("run.load", INVALID_LOAD, f"{load.get('failures', 0)}/{load.get('requests', 0)} requests failed"),
+            ("run.measurement", MEASUREMENT_FAILED, "every row written and every hook answer valid"),
+            ("run.completed", INTERRUPTED, "the run ended as planned"),
+            ("run.evidence", INSUFFICIENT, "enough samples for a verdict")):
+        reason = problems.get(outcome)
+        details = passed if reason is None else reason
+        if outcome == INVALID_LOAD and failures:
+            details += f"; failures: {failures}"
+        cases.append((name, f"{title(outcome)}: {reason}" if reason else None, details))
     for sig in report.signals:
         failed = f"{sig.label}: {sig.reason}" if sig.verdict == "leak" else None
         cases.append((f"signal.{sig.name}", failed, f"{sig.verdict}: {sig.reason}"))
@@ -25,7 +41,8 @@ def render_junit(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname="memsoak", name=name, time="0")
         if failure:
             failures += 1
-            node = ET.SubElement(case, "failure", message=failure, type="leak")
+            node = ET.SubElement(case, "failure", message=failure,
+                                 type="leak" if name.startswith("signal.") else name.split(".")[-1])
             node.text = details
         else:
             ET.SubElement(case, "system-out").text = details

@@ -6,6 +6,7 @@ from pathlib import Path
 import jinja2
 
 from .model import Report
+from .outcome import title
 from .render_console import _amount
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -19,6 +20,7 @@ def environment() -> jinja2.Environment:
     env.filters["kib"] = lambda v: "-" if v is None else f"{v / 1024:.1f}"
     env.filters["g"] = lambda v: "-" if v is None else f"{v:.3g}"
     env.globals["amount"] = _amount
+    env.globals["title"] = title
     return env
 
 

@@ -66,10 +66,43 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prod_requests_per_hour", float, 0.0,
             "Declared production rate of requests, for the 24 h projection (0 = not declared)"),
     Setting("projection_hours", float, 24.0, "Horizon of the growth projection, hours"),
+    Setting("max_failure_ratio", float, 0.01,
+            "Share of failed requests above which the load is invalid and the run is not evidence"),
     Setting("chart_points", int, 1500, "Points per chart line in report.html (downsampled)"),
 )
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# Allowed range of each setting: (lowest, highest, lowest itself allowed); None = unbounded. A value
+# outside is refused with one line, never clamped or silently switched off.
+_POSITIVE, _NON_NEGATIVE = (0.0, None, False), (0.0, None, True)
+LIMITS: dict[str, tuple[float | None, float | None, bool]] = {
+    "growth_threshold_mb": _POSITIVE, "rate_threshold_mb_per_hour": _POSITIVE,
+    "rss_limit_mb": _NON_NEGATIVE, "warmup_s": (None, None, True),
+    "warmup_max_fraction": (0.0, 1.0, False), "snapshot_guard_s": _NON_NEGATIVE,
+    "top_n": (1, 10_000, True), "tracemalloc_frames": (1, 1000, True), "alpha": (0.0, 0.5, False),
+    "min_rate_mb_per_hour": _NON_NEGATIVE, "rss_min_growth_mb": _NON_NEGATIVE,
+    "heap_min_growth_mb": _NON_NEGATIVE, "heap_blocks_min_growth": _NON_NEGATIVE,
+    "objects_min_growth": _NON_NEGATIVE, "fds_min_growth": _NON_NEGATIVE,
+    "threads_min_growth": _NON_NEGATIVE, "tasks_min_growth": _NON_NEGATIVE,
+    "plateau_ratio": (0.0, 1.0, True), "prod_sessions_per_hour": _NON_NEGATIVE,
+    "prod_messages_per_hour": _NON_NEGATIVE, "prod_requests_per_hour": _NON_NEGATIVE,
+    "projection_hours": _POSITIVE, "max_failure_ratio": (0.0, 1.0, True), "chart_points": (10, 100_000, True),
+}
+
+
+def out_of_range(name: str, value: Any, limits: dict[str, tuple[Any, Any, bool]] | None = None) -> str | None:
+    """Why `value` is not allowed for setting `name` ("must be > 0"), or None when it is."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return "must be a finite number"
+    low, high, low_ok = (limits or LIMITS).get(name, (None, None, True))
+    if low is not None and (value < low or (value == low and not low_ok)):
+        if high is not None:
+            return f"must be {'>=' if low_ok else '>'} {low:g} and <= {high:g}"
+        return f"must be {'>=' if low_ok else '>'} {low:g}"
+    if high is not None and value > high:
+        return f"must be {'>=' if low_ok else '>'} {low:g} and <= {high:g}" if low is not None else f"must be <= {high:g}"
+    return None
 
 
 class SettingError(ValueError):
@@ -94,4 +127,7 @@ def resolve(*layers: dict[str, Any] | None) -> dict[str, Any]:
                 raise SettingError(
                     f"setting {name}={value!r} is not a {spec.type.__name__}: fix {spec.flag}"
                 ) from None
+            problem = out_of_range(name, values[name])
+            if problem:
+                raise SettingError(f"setting {name}={value!r} {problem}: fix {spec.flag}")
     return values

@@ -14,7 +14,7 @@ from reports.outcome import EXIT_CODES
 from reports.render_json import to_plain
 from reports.settings import SettingError
 
-from .report import parse_overrides
+from .report import BAD_CONFIG, analyse, parse_overrides
 
 NAME = "compare"
 HELP = "compare a candidate run against a known-good base run; exit 14 on a regression"
@@ -32,14 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.overrides)
-        base = reports.analyze(reports.load_run(args.base_run), settings=overrides)
-        candidate = reports.analyze(reports.load_run(args.candidate_run), settings=overrides)
+        base = analyse(args.base_run, overrides)
+        candidate = analyse(args.candidate_run, overrides)
     except (reports.RunDirError, SettingError) as error:
         print(f"memsoak compare: {error}", file=sys.stderr)
         return EXIT_CODES["bad_config"]
     comparison = reports.compare(base, candidate)
+    if args.json_out:   # before the verdict is printed: a failed write must not follow a "PASS"
+        try:
+            with open(args.json_out, "w", encoding="utf-8") as handle:
+                json.dump(to_plain(comparison), handle, indent=2)
+        except OSError as error:
+            print(f"memsoak compare: cannot write --json {args.json_out} ({error.strerror or error}): "
+                  "choose a writable file", file=sys.stderr)
+            return BAD_CONFIG
     print(reports.render_comparison(comparison))
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as handle:
-            json.dump(to_plain(comparison), handle, indent=2)
     return comparison.exit_code

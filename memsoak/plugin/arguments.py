@@ -6,12 +6,17 @@ Every default is typed, because the web form converts what is typed to the type 
 """
 from __future__ import annotations
 
+import math
+import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from locust import events
 
-from reports.settings import SETTINGS, Setting
+from reports.settings import SETTINGS, Setting, out_of_range
 
 QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
 
@@ -48,6 +53,130 @@ PLUGIN_ARGS += (
 )
 
 
+# The plugin's own ranges (the analysis settings' are reports.settings.LIMITS).
+PLUGIN_LIMITS: dict[str, tuple[float | None, float | None, bool]] = {
+    "sample_interval_s": (0.0, 3600.0, False), "engine_lost_polls": (1, 100_000, True),
+    "baseline_s": (None, None, True), "checkpoint_interval_s": (None, None, True),
+}
+RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+class Unparsed(str):
+    """A flag or variable value that did not convert to its type; reported at init with its source
+    (argparse would exit 2 naming the flag, even when the environment variable set it)."""
+
+
+def _lenient(kind: type) -> Any:
+    def convert(raw: str) -> Any:
+        try:
+            return kind(raw)
+        except (TypeError, ValueError):
+            return Unparsed(raw)
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def source_of(spec: Setting, argv: list[str] | None = None) -> str:
+    """Where a value came from: the flag on the command line, the environment variable, or a file."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg == spec.flag or arg.startswith(spec.flag + "=") for arg in argv):
+        return spec.flag
+    if spec.env_var in os.environ:
+        return f"environment variable {spec.env_var}"
+    return f"{spec.name.replace('_', '-')} in the config file (or web form)"
+
+
+def check_value(spec: Setting, value: Any) -> str | None:
+    """Why a parsed value is not allowed (one phrase), or None."""
+    if isinstance(value, Unparsed):
+        return f"is not a{'n' if spec.type is int else ''} {spec.type.__name__}"
+    if spec.type in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        return out_of_range(spec.name, value, PLUGIN_LIMITS if spec.name in PLUGIN_LIMITS else None)
+    if spec.name == "results_dir" and not str(value).strip():
+        return "is empty: name a directory (default results)"
+    if spec.name == "run_id" and value and not RUN_ID.match(str(value)):
+        return "must be 1-100 letters, digits, '_', '.', '-' (it names a directory)"
+    if spec.name == "hook_url":
+        parts = urlsplit(str(value))
+        try:
+            parts.port
+        except ValueError:
+            return "has a bad port: use http://HOST:PORT"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "must be http://HOST:PORT (the hook memsoak-run started)"
+    return None
+
+
+def validate(options: Any, argv: list[str] | None = None) -> list[str]:
+    """One line per bad memsoak flag, variable or config value, naming where it came from."""
+    problems = []
+    for spec in (*PLUGIN_ARGS, *SETTINGS):
+        value = option(options, spec.name)
+        why = check_value(spec, value)
+        if why:
+            problems.append(f"memsoak: {source_of(spec, argv)} = {str(value)!r} {why}")
+    return problems
+
+
+SECRET_FLAG = re.compile(r"^--?[A-Za-z0-9_-]*(token|key|secret|password|passwd)$", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(argv: list[str], secrets: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """argv with every secret's value replaced: values of --*token/--*key/--*secret/--*password
+    flags (`--flag VALUE` and `--flag=VALUE`), and any known secret value wherever it appears."""
+    out: list[str] = []
+    hide_next = False
+    known = [value for value in secrets if value and len(value) >= 3]
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        flag, sep, _value = arg.partition("=")
+        if SECRET_FLAG.match(flag):
+            if sep:
+                out.append(f"{flag}={REDACTED}")
+            else:
+                out.append(arg)
+                hide_next = True
+            continue
+        for value in known:
+            arg = arg.replace(value, REDACTED)
+        out.append(arg)
+    return out
+
+
+def secret_values(options: Any) -> list[str]:
+    """The secret option values in use (the hook token, the engine's API key)."""
+    names = [arg.name for arg in PLUGIN_ARGS if arg.secret] + ["api_key"]
+    return [str(getattr(options, name, "") or "") for name in names if getattr(options, name, "")]
+
+
+def check_results_dir(path: str) -> str | None:
+    """Why run directories cannot be created under `path`, or None. Creates nothing (no run, no
+    directory): probes the nearest existing ancestor with a temporary file."""
+    target = os.path.abspath(path)
+    if os.path.exists(target) and not os.path.isdir(target):
+        return f"memsoak: --results-dir {path!r} is a file, not a directory: choose a directory"
+    existing = target
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"memsoak: --results-dir {path!r}: {existing} is a file, not a directory: choose a directory"
+    probe = os.path.join(existing, f".memsoak-write-test-{os.getpid()}")
+    try:
+        with open(probe, "w") as handle:
+            handle.write("x")
+        os.remove(probe)
+    except OSError as exc:
+        return (f"memsoak: --results-dir {path!r} is not writable ({exc.strerror or exc}): "
+                "choose a writable directory")
+    return None
+
+
 def _escape(text: str) -> str:
     return text.replace("%", "%%")  # argparse formats help strings with %
 
@@ -61,11 +190,11 @@ def _register(parser: Any, **_kwargs: Any) -> None:
             group.add_argument(arg.flag, action="store_true", default=arg.default, env_var=arg.env_var,
                                help=_escape(arg.help), include_in_web_ui=True)
         else:
-            group.add_argument(arg.flag, type=arg.type, default=arg.default, env_var=arg.env_var,
+            group.add_argument(arg.flag, type=_lenient(arg.type), default=arg.default, env_var=arg.env_var,
                                help=_escape(f"{arg.help} (default {arg.default!r})"), include_in_web_ui=True,
                                is_secret=arg.secret)
     for setting in SETTINGS:
-        analysis.add_argument(setting.flag, type=setting.type, default=setting.default,
+        analysis.add_argument(setting.flag, type=_lenient(setting.type), default=setting.default,
                               env_var=setting.env_var,
                               help=_escape(f"{setting.help} (default {setting.default!r})"),
                               include_in_web_ui=True)

@@ -20,7 +20,8 @@ from locust.runners import (STATE_CLEANUP, STATE_MISSING, STATE_SPAWNING, STATE_
 
 import memsoak
 from memsoak.hook import HookClient, HookError
-from memsoak.plugin.arguments import QUICK_RUN_TIME_S, option, settings_of
+from memsoak.plugin.arguments import (QUICK_RUN_TIME_S, check_results_dir, option, redact, secret_values,
+                                      settings_of, validate)
 from memsoak.rundir import RunDir
 from memsoak.plugin.soak import Soak
 from memsoak.plugin import status
@@ -77,12 +78,28 @@ def headless(environment: Any) -> bool:
     return bool(getattr(environment.parsed_options, "headless", False)) or environment.web_ui is None
 
 
+HEALTH_WAIT_S = 10.0   # start-up: the hook's /health, connect + answer together
+
+
 def check_hook(options: Any) -> dict[str, Any]:
-    client = HookClient(option(options, "hook_url"), option(options, "hook_token"))
+    """GET /health within HEALTH_WAIT_S overall (a hook trickling bytes must not hang the start)."""
+    client = HookClient(option(options, "hook_url"), option(options, "hook_token"), timeout_s=HEALTH_WAIT_S)
+    log.info("memsoak: waiting up to %.0f s for the hook's /health at %s", HEALTH_WAIT_S,
+             option(options, "hook_url"))
     try:
         return client.health()
     finally:
         client.close()
+
+
+def config_problems(options: Any) -> list[str]:
+    """Every bad flag/variable/config value and an unusable --results-dir, one line each."""
+    problems = validate(options)
+    if not any("results_dir" in line or "--results-dir" in line or "RESULTS_DIR" in line for line in problems):
+        bad_dir = check_results_dir(str(option(options, "results_dir")))
+        if bad_dir:
+            problems.append(bad_dir)
+    return problems
 
 
 def hook_hint(exc: Exception, options: Any) -> str:
@@ -99,6 +116,10 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
         quit_after_final_stats(environment.runner)
     if option(options, "quick") and not getattr(options, "run_time", None):
         options.run_time = QUICK_RUN_TIME_S
+    problems = config_problems(options)
+    if problems:   # before any load is sent, UI or headless
+        sys.stderr.write("\n".join(problems) + "\n")
+        sys.exit(BAD_CONFIG)
     if environment.web_ui is not None:
         from memsoak.plugin import webui
         webui.install(environment, State)
@@ -117,6 +138,13 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
     options = environment.parsed_options
     if State.current is not None and not State.current.finalized:
         State.current.finalize("user")
+    problems = config_problems(options)   # the web form may have changed them since init
+    if problems:
+        for line in problems:
+            log.error(line)
+        environment.process_exit_code = BAD_CONFIG
+        gevent.spawn(stop_locust, environment, quit_too=headless(environment))
+        return
     try:
         health = check_hook(options)
     except HookError as exc:
@@ -124,7 +152,14 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
         environment.process_exit_code = BAD_CONFIG
         gevent.spawn(stop_locust, environment, quit_too=headless(environment))
         return
-    rundir = RunDir(option(options, "results_dir"), option(options, "run_id"))
+    try:
+        rundir = RunDir(option(options, "results_dir"), option(options, "run_id"))
+    except OSError as exc:
+        log.error("memsoak: cannot create the run directory under --results-dir %r (%s): choose a "
+                  "writable directory and a new --run-id", option(options, "results_dir"), exc.strerror or exc)
+        environment.process_exit_code = BAD_CONFIG
+        gevent.spawn(stop_locust, environment, quit_too=headless(environment))
+        return
     rundir.write_json("run.json", {
         "run_id": rundir.run_id,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -134,7 +169,7 @@ def _on_test_start(environment: Any, **_kwargs: Any) -> None:
         "hook_url": option(options, "hook_url"),
         "settings": settings_of(options),
         "health": health,
-        "argv": sys.argv,
+        "argv": redact(sys.argv, secret_values(options)),
         "runner": type(environment.runner).__name__,
     })
     log.info("memsoak: run directory %s", rundir.path)
