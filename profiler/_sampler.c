@@ -63,11 +63,10 @@ typedef struct {
 } ms_traceback;
 
 typedef struct {
-    uintptr_t ptr; /* 0 = empty slot */
     ms_traceback *tb;
     uint64_t wbytes;
     uint64_t wcount_milli;
-} ms_entry;
+} ms_entry; /* the value of a pointer-table slot; its key lives in a separate compact array */
 
 typedef struct {
     PyMemAllocatorDomain domain;
@@ -87,7 +86,8 @@ static struct {
     int max_frames;
     size_t max_tracebacks;
     uint64_t rng;
-    /* pointer table */
+    /* pointer table: keys (0 = empty) apart from values, so that a free probes 8-byte slots */
+    uintptr_t *keys;
     ms_entry *ptrs;
     size_t ptr_cap;        /* power of two */
     size_t ptr_count;
@@ -159,20 +159,30 @@ static inline size_t ptr_slot(uintptr_t p, size_t cap) {
 
 /* ------------------------------------------------------------------ the pointer table */
 
+#define MS_MIN_PTR_CAP 256
+
 static int ptr_grow(void) {
-    size_t cap = S.ptr_cap ? S.ptr_cap * 2 : 1024;
+    size_t cap = S.ptr_cap ? S.ptr_cap * 2 : MS_MIN_PTR_CAP;
     if (cap > ((size_t)1 << 26)) return -1;
-    ms_entry *table = own_calloc(cap, sizeof(ms_entry));
-    if (table == NULL) return -1;
+    uintptr_t *keys = own_calloc(cap, sizeof(uintptr_t));
+    ms_entry *vals = own_calloc(cap, sizeof(ms_entry));
+    if (keys == NULL || vals == NULL) {
+        own_free(keys, keys ? cap * sizeof(uintptr_t) : 0);
+        own_free(vals, vals ? cap * sizeof(ms_entry) : 0);
+        return -1;
+    }
     for (size_t i = 0; i < S.ptr_cap; i++) {
-        if (S.ptrs[i].ptr) {
-            size_t j = ptr_slot(S.ptrs[i].ptr, cap);
-            while (table[j].ptr) j = (j + 1) & (cap - 1);
-            table[j] = S.ptrs[i];
+        if (S.keys[i]) {
+            size_t j = ptr_slot(S.keys[i], cap);
+            while (keys[j]) j = (j + 1) & (cap - 1);
+            keys[j] = S.keys[i];
+            vals[j] = S.ptrs[i];
         }
     }
+    own_free(S.keys, S.ptr_cap * sizeof(uintptr_t));
     own_free(S.ptrs, S.ptr_cap * sizeof(ms_entry));
-    S.ptrs = table;
+    S.keys = keys;
+    S.ptrs = vals;
     S.ptr_cap = cap;
     return 0;
 }
@@ -191,15 +201,16 @@ static void ptr_remove_slot(size_t i) {
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        if (!S.ptrs[j].ptr) break;
-        size_t home = ptr_slot(S.ptrs[j].ptr, S.ptr_cap);
+        if (!S.keys[j]) break;
+        size_t home = ptr_slot(S.keys[j], S.ptr_cap);
         /* can the entry at j move to i? only if its home is not cyclically within (i, j] */
         if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            S.keys[i] = S.keys[j];
             S.ptrs[i] = S.ptrs[j];
             i = j;
         }
     }
-    S.ptrs[i].ptr = 0;
+    S.keys[i] = 0;
     S.ptrs[i].tb = NULL;
     S.ptr_count--;
 }
@@ -208,8 +219,9 @@ static void forget(void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
     size_t mask = S.ptr_cap - 1;
     size_t i = ptr_slot(p, S.ptr_cap);
-    while (S.ptrs[i].ptr) {
-        if (S.ptrs[i].ptr == p) {
+    uintptr_t key;
+    while ((key = S.keys[i]) != 0) {
+        if (key == p) {
             entry_unaccount(&S.ptrs[i]);
             S.sampled_frees++;
             ptr_remove_slot(i);
@@ -220,17 +232,17 @@ static void forget(void *ptr) {
 }
 
 static int ptr_insert(void *ptr, ms_traceback *tb, uint64_t wbytes, uint64_t wcount) {
-    if ((S.ptr_count + 1) * 2 > S.ptr_cap && ptr_grow() < 0) return -1;
+    if ((S.ptr_count + 1) * 4 > S.ptr_cap && ptr_grow() < 0) return -1; /* load <= 1/4: short probes */
     uintptr_t p = (uintptr_t)ptr;
     size_t mask = S.ptr_cap - 1;
     size_t i = ptr_slot(p, S.ptr_cap);
-    while (S.ptrs[i].ptr && S.ptrs[i].ptr != p) i = (i + 1) & mask;
-    if (S.ptrs[i].ptr == p) {
+    while (S.keys[i] && S.keys[i] != p) i = (i + 1) & mask;
+    if (S.keys[i] == p) {
         entry_unaccount(&S.ptrs[i]); /* a stale entry: the block was freed unseen */
     } else {
         S.ptr_count++;
     }
-    S.ptrs[i].ptr = p;
+    S.keys[i] = p;
     S.ptrs[i].tb = tb;
     S.ptrs[i].wbytes = wbytes;
     S.ptrs[i].wcount_milli = wcount;
@@ -402,36 +414,50 @@ static void take_sample(void *ptr, size_t size) {
     S.busy = 0;
 }
 
-static inline void after_alloc(void *ptr, size_t size) {
-    if (ptr != NULL && (S.countdown -= (int64_t)size) <= 0) take_sample(ptr, size);
+/* The hot path: the countdown first, so that an allocation which is not sampled is a tail call
+ * to the wrapped allocator; only the one that crosses the countdown takes the slow path. */
+#define MS_LIKELY(x) __builtin_expect(!!(x), 1)
+
+static void *malloc_slow(ms_domain *d, size_t size) {
+    void *ptr = d->orig.malloc(d->orig.ctx, size);
+    if (ptr != NULL) take_sample(ptr, size);
+    return ptr;
 }
 
 static void *w_malloc(void *ctx, size_t size) {
     ms_domain *d = ctx;
-    void *ptr = d->orig.malloc(d->orig.ctx, size);
-    after_alloc(ptr, size);
+    if (MS_LIKELY((S.countdown -= (int64_t)size) > 0)) return d->orig.malloc(d->orig.ctx, size);
+    return malloc_slow(d, size);
+}
+
+static void *calloc_slow(ms_domain *d, size_t nelem, size_t elsize) {
+    void *ptr = d->orig.calloc(d->orig.ctx, nelem, elsize);
+    if (ptr != NULL) take_sample(ptr, nelem * elsize);
     return ptr;
 }
 
 static void *w_calloc(void *ctx, size_t nelem, size_t elsize) {
     ms_domain *d = ctx;
-    void *ptr = d->orig.calloc(d->orig.ctx, nelem, elsize);
-    after_alloc(ptr, nelem * elsize);
-    return ptr;
+    if (MS_LIKELY((S.countdown -= (int64_t)(nelem * elsize)) > 0))
+        return d->orig.calloc(d->orig.ctx, nelem, elsize);
+    return calloc_slow(d, nelem, elsize);
 }
 
 static void *w_realloc(void *ctx, void *old, size_t size) {
     ms_domain *d = ctx;
+    if (MS_LIKELY(S.ptr_count == 0 && (S.countdown -= (int64_t)size) > 0))
+        return d->orig.realloc(d->orig.ctx, old, size);
+    if (S.ptr_count != 0) S.countdown -= (int64_t)size; /* not decremented above */
     void *ptr = d->orig.realloc(d->orig.ctx, old, size);
     if (ptr == NULL) return NULL; /* the old block is untouched */
     if (old != NULL && S.ptr_count) forget(old);
-    after_alloc(ptr, size);
+    if (S.countdown <= 0) take_sample(ptr, size);
     return ptr;
 }
 
 static void w_free(void *ctx, void *ptr) {
     ms_domain *d = ctx;
-    if (S.ptr_count && ptr != NULL) forget(ptr);
+    if (S.ptr_count != 0 && ptr != NULL) forget(ptr);
     d->orig.free(d->orig.ctx, ptr);
 }
 
@@ -441,10 +467,14 @@ static void clear_tables(void) {
     /* the pointer table goes first: releasing a traceback drops filename references, and a
      * string freed then comes back through w_free, which must not find entries pointing at
      * tracebacks already released */
+    uintptr_t *keys = S.keys;
     ms_entry *ptrs = S.ptrs;
     size_t ptr_cap = S.ptr_cap;
+    S.ptr_count = 0; /* first: from here on no free looks into the table */
+    S.keys = NULL;
     S.ptrs = NULL;
-    S.ptr_cap = S.ptr_count = 0;
+    S.ptr_cap = 0;
+    own_free(keys, ptr_cap * sizeof(uintptr_t));
     own_free(ptrs, ptr_cap * sizeof(ms_entry));
     ms_traceback **tbs = S.tbs;
     size_t tb_cap = S.tb_cap;
