@@ -614,28 +614,61 @@ typedef struct {
     size_t first; /* index into the frame copy */
 } ms_row;
 
-static PyObject *ms_snapshot(PyObject *self, PyObject *args) {
-    /* Every traceback with samples: [(frames, live_bytes, live_count, live_samples, total_bytes,
-     * total_count, total_samples)], frames = ((filename, lineno), ...) innermost first. The table
-     * is copied first (libc memory, filenames held) without any Python allocation, so that other
-     * threads cannot change it while the Python objects are built. */
+/* A consistent copy of the table (libc memory, filenames held), taken without any Python
+ * allocation so that no other thread can change the table meanwhile; the Python rows are built
+ * from it afterwards, in chunks (the GIL can change hands between them), with one shared
+ * (filename, lineno) tuple per distinct frame. */
+typedef struct {
+    ms_row *rows;
+    size_t nrow;
+    ms_frame *frames;
+    size_t nframe;
+    PyObject **cache_obj; /* (filename, lineno) tuples by slot */
+    ms_frame *cache_key;
+    size_t cache_cap;
+} ms_copy;
+
+static void copy_free(ms_copy *c) {
+    if (c == NULL) return;
+    for (size_t k = 0; k < c->nframe; k++) Py_DECREF(c->frames[k].filename);
+    for (size_t k = 0; k < c->cache_cap; k++) Py_XDECREF(c->cache_obj[k]);
+    free(c->rows);
+    free(c->frames);
+    free(c->cache_obj);
+    free(c->cache_key);
+    free(c);
+}
+
+static void copy_capsule_destructor(PyObject *capsule) {
+    copy_free(PyCapsule_GetPointer(capsule, "memsoak_sampler.copy"));
+}
+
+static PyObject *ms_snapshot_copy(PyObject *self, PyObject *args) {
+    /* snapshot_copy(only_live=False) -> (capsule, number of rows) */
     int only_live = 0;
-    if (!PyArg_ParseTuple(args, "|p:snapshot", &only_live)) return NULL;
+    if (!PyArg_ParseTuple(args, "|p:snapshot_copy", &only_live)) return NULL;
     size_t ntb = S.tb_count + 2, nframes = 2;
     for (size_t i = 0; i < S.tb_cap; i++)
         if (S.tbs[i]) nframes += S.tbs[i]->nframes;
-    ms_row *rows = calloc(ntb, sizeof(ms_row));
-    ms_frame *frames = calloc(nframes, sizeof(ms_frame));
-    if (rows == NULL || frames == NULL) {
-        free(rows);
-        free(frames);
+    ms_copy *c = calloc(1, sizeof(ms_copy));
+    size_t cap = 64;
+    while (cap < 2 * nframes) cap *= 2;
+    if (c != NULL) {
+        c->rows = calloc(ntb, sizeof(ms_row));
+        c->frames = calloc(nframes, sizeof(ms_frame));
+        c->cache_obj = calloc(cap, sizeof(PyObject *));
+        c->cache_key = calloc(cap, sizeof(ms_frame));
+        c->cache_cap = cap;
+    }
+    if (c == NULL || c->rows == NULL || c->frames == NULL || c->cache_obj == NULL || c->cache_key == NULL) {
+        if (c != NULL) c->cache_cap = 0;
+        copy_free(c);
         return PyErr_NoMemory();
     }
-    size_t nrow = 0, nf = 0;
     for (size_t i = 0; i < S.tb_cap + 2; i++) {
         ms_traceback *tb = i < S.tb_cap ? S.tbs[i] : (i == S.tb_cap ? S.overflow : S.no_frame);
         if (tb == NULL || tb->total_samples == 0 || (only_live && tb->live_samples == 0)) continue;
-        ms_row *row = &rows[nrow++];
+        ms_row *row = &c->rows[c->nrow++];
         row->live_bytes = tb->live_bytes;
         row->live_count_milli = tb->live_count_milli;
         row->live_samples = tb->live_samples;
@@ -643,25 +676,58 @@ static PyObject *ms_snapshot(PyObject *self, PyObject *args) {
         row->total_count_milli = tb->total_count_milli;
         row->total_samples = tb->total_samples;
         row->nframes = tb->nframes;
-        row->first = nf;
+        row->first = c->nframe;
         for (uint32_t k = 0; k < tb->nframes; k++) {
-            frames[nf] = tb->frames[k];
-            Py_INCREF(frames[nf].filename);
-            nf++;
+            c->frames[c->nframe] = tb->frames[k];
+            Py_INCREF(tb->frames[k].filename);
+            c->nframe++;
         }
     }
     /* from here on Python objects are built: the copy is ours alone */
-    PyObject *result = PyList_New((Py_ssize_t)nrow);
-    for (size_t r = 0; result != NULL && r < nrow; r++) {
-        ms_row *row = &rows[r];
-        PyObject *stack = PyTuple_New(row->nframes);
-        if (stack == NULL) {
-            Py_CLEAR(result);
-            break;
+    PyObject *capsule = PyCapsule_New(c, "memsoak_sampler.copy", copy_capsule_destructor);
+    if (capsule == NULL) {
+        copy_free(c);
+        return NULL;
+    }
+    return Py_BuildValue("(Nn)", capsule, (Py_ssize_t)c->nrow);
+}
+
+static PyObject *frame_tuple(ms_copy *c, ms_frame *f) {
+    size_t mask = c->cache_cap - 1;
+    size_t i = (size_t)((((uint64_t)(uintptr_t)f->filename >> 4) * 0x9E3779B97F4A7C15ull) ^
+                        ((uint64_t)(uint32_t)f->lineno * 0xC2B2AE3D27D4EB4Full)) & mask;
+    while (c->cache_obj[i] != NULL) {
+        if (c->cache_key[i].filename == f->filename && c->cache_key[i].lineno == f->lineno) {
+            Py_INCREF(c->cache_obj[i]);
+            return c->cache_obj[i];
         }
-        for (uint32_t k = 0; k < row->nframes; k++) {
-            ms_frame *f = &frames[row->first + k];
-            PyObject *pair = Py_BuildValue("(Oi)", f->filename, f->lineno);
+        i = (i + 1) & mask;
+    }
+    PyObject *pair = Py_BuildValue("(Oi)", f->filename, f->lineno);
+    if (pair == NULL) return NULL;
+    c->cache_key[i] = *f;
+    c->cache_obj[i] = pair;
+    Py_INCREF(pair);
+    return pair;
+}
+
+static PyObject *ms_snapshot_rows(PyObject *self, PyObject *args) {
+    /* snapshot_rows(capsule, start, stop) -> [(frames, live_bytes, live_count, live_samples,
+     * total_bytes, total_count, total_samples)] for rows start..stop of a copy */
+    PyObject *capsule;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "Onn:snapshot_rows", &capsule, &start, &stop)) return NULL;
+    ms_copy *c = PyCapsule_GetPointer(capsule, "memsoak_sampler.copy");
+    if (c == NULL) return NULL;
+    if (start < 0) start = 0;
+    if (stop > (Py_ssize_t)c->nrow) stop = (Py_ssize_t)c->nrow;
+    if (stop < start) stop = start;
+    PyObject *result = PyList_New(stop - start);
+    for (Py_ssize_t r = start; result != NULL && r < stop; r++) {
+        ms_row *row = &c->rows[r];
+        PyObject *stack = PyTuple_New(row->nframes);
+        for (uint32_t k = 0; stack != NULL && k < row->nframes; k++) {
+            PyObject *pair = frame_tuple(c, &c->frames[row->first + k]);
             if (pair == NULL) {
                 Py_CLEAR(stack);
                 break;
@@ -677,12 +743,26 @@ static PyObject *ms_snapshot(PyObject *self, PyObject *args) {
             Py_CLEAR(result);
             break;
         }
-        PyList_SET_ITEM(result, (Py_ssize_t)r, item);
+        PyList_SET_ITEM(result, r - start, item);
     }
-    for (size_t k = 0; k < nf; k++) Py_DECREF(frames[k].filename);
-    free(rows);
-    free(frames);
     return result;
+}
+
+static PyObject *ms_snapshot(PyObject *self, PyObject *args) {
+    /* snapshot(only_live=False): every row at once (snapshot_copy, then snapshot_rows) */
+    int only_live = 0;
+    if (!PyArg_ParseTuple(args, "|p:snapshot", &only_live)) return NULL;
+    PyObject *copy_args = Py_BuildValue("(i)", only_live);
+    if (copy_args == NULL) return NULL;
+    PyObject *copy = ms_snapshot_copy(self, copy_args);
+    Py_DECREF(copy_args);
+    if (copy == NULL) return NULL;
+    PyObject *row_args = Py_BuildValue("(Onn)", PyTuple_GET_ITEM(copy, 0), (Py_ssize_t)0,
+                                       PyLong_AsSsize_t(PyTuple_GET_ITEM(copy, 1)));
+    PyObject *rows = row_args != NULL ? ms_snapshot_rows(self, row_args) : NULL;
+    Py_XDECREF(row_args);
+    Py_DECREF(copy);
+    return rows;
 }
 
 static PyObject *ms_stats(PyObject *self, PyObject *unused) {
@@ -722,6 +802,10 @@ static PyMethodDef methods[] = {
     {"snapshot", ms_snapshot, METH_VARARGS,
      "snapshot(only_live=False) -> [(frames, live_bytes, live_count, live_samples, total_bytes, "
      "total_count, total_samples)]; bytes and counts are weighted estimates."},
+    {"snapshot_copy", ms_snapshot_copy, METH_VARARGS,
+     "snapshot_copy(only_live=False) -> (copy, nrows): a consistent copy of the table"},
+    {"snapshot_rows", ms_snapshot_rows, METH_VARARGS,
+     "snapshot_rows(copy, start, stop) -> rows start..stop of a copy, as snapshot() gives them"},
     {"stats", ms_stats, METH_NOARGS, "stats() -> dict of the sampler's counters and own memory"},
     {"live_bytes", ms_live_bytes, METH_NOARGS,
      "live_bytes() -> int | None: the estimated live bytes of every sampled traceback (None when stopped)"},

@@ -16,6 +16,7 @@ MODES = ("sampled", "tracemalloc", "off")
 DEFAULT_SAMPLE_BYTES = 512 * 1024
 DEFAULT_SAMPLE_FRAMES = 32
 DEFAULT_MAX_TRACEBACKS = 16384
+ROWS_PER_CHUNK = 256  # rows built per call into the extension when a snapshot is read
 
 Row = tuple  # (frames, live_bytes, live_count, live_samples, total_bytes, total_count, total_samples)
 
@@ -81,4 +82,8 @@ def rows(only_live: bool = True) -> list[Row]:
     module, _reason = _module()
     if module is None or not module.running():
         return []
-    return module.snapshot(only_live)
+    copy, count = module.snapshot_copy(only_live)  # consistent, taken without Python allocation
+    rows: list[Row] = []
+    for start in range(0, count, ROWS_PER_CHUNK):  # the GIL can change hands between chunks
+        rows.extend(module.snapshot_rows(copy, start, start + ROWS_PER_CHUNK))
+    return rows

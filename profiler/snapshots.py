@@ -153,9 +153,16 @@ def group_sampled(rows: list[tuple[Any, ...]]) -> dict[Frames, list[int]]:
     hold equal frames: they are merged here. Rows with a frame of the hook are dropped, as above.
     """
     hidden: dict[str, bool] = {}
+
+    def is_hidden(name: str) -> bool:
+        found = hidden.get(name)
+        if found is None:
+            found = hidden[name] = _is_hidden(name)
+        return found
+
     grouped: dict[Frames, list[int]] = {}
     for frames, live_bytes, live_count, *_rest in rows:
-        if not live_bytes or any(hidden.setdefault(name, _is_hidden(name)) for name, _line in frames):
+        if not live_bytes or any(is_hidden(name) for name, _line in frames):
             continue
         entry = grouped.setdefault(frames, [0, 0])
         entry[0] += live_bytes
