@@ -455,10 +455,17 @@ static void *w_realloc(void *ctx, void *old, size_t size) {
     return ptr;
 }
 
+static __attribute__((noinline)) void free_slow(ms_domain *d, void *ptr) {
+    forget(ptr);
+    d->orig.free(d->orig.ctx, ptr);
+}
+
 static void w_free(void *ctx, void *ptr) {
     ms_domain *d = ctx;
-    if (S.ptr_count != 0 && ptr != NULL) forget(ptr);
-    d->orig.free(d->orig.ctx, ptr);
+    /* the first probe inline: most frees find an empty slot (not sampled) and tail-call */
+    if (MS_LIKELY(S.ptr_count == 0 || S.keys[ptr_slot((uintptr_t)ptr, S.ptr_cap)] == 0))
+        return d->orig.free(d->orig.ctx, ptr);
+    free_slow(d, ptr);
 }
 
 /* ------------------------------------------------------------------ state */
