@@ -185,6 +185,32 @@ def snapshot_latency(load: Load, snap: dict) -> dict:
             "during_p99_ms": 1000 * p99(during), "neighbours_p99_ms": 1000 * p99(before + after)}
 
 
+def pooled_latency(load: Load, snaps: list[dict], margin: float = 0.5, shift: float = 10.0) -> str:
+    """p99 of the requests in flight within `margin` s of any snapshot, pooled over all snapshots,
+    against the same windows `shift` s later (no snapshot there): one snapshot overlaps too few
+    requests for a p99 of its own."""
+    around, control = [], []
+    starts = [snap["t0"] for snap in snaps]
+    for snap in snaps:
+        t0, t1 = snap["t0"] - margin, snap["t1"] + margin
+        around += load.latencies_between(t0, t1, overlapping=True)
+        if not any(t0 + shift - margin <= other <= t1 + shift + margin for other in starts):
+            control += load.latencies_between(t0 + shift, t1 + shift, overlapping=True)
+    took = sorted(1000 * (snap["t1"] - snap["t0"]) for snap in snaps)
+    return (f"around snapshots (in flight within {margin:g} s of one, {len(snaps)} snapshots pooled): "
+            f"n={len(around)}, p99 {1000 * p99(around):.1f} ms, p50 {1000 * p99_at(around, 0.5):.1f} ms; "
+            f"the same windows {shift:g} s later: n={len(control)}, p99 {1000 * p99(control):.1f} ms, "
+            f"p50 {1000 * p99_at(control, 0.5):.1f} ms; snapshot took median {statistics.median(took):.1f} ms, "
+            f"max {took[-1]:.1f} ms; RSS step max {max(snap['rss_step'] for snap in snaps) / 1024:.0f} KB")
+
+
+def p99_at(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20)
@@ -268,6 +294,8 @@ def main() -> None:
     for row in rows:
         if "tracker" in row:
             print(f"\nat {row['checkpoint_s']:g} s: tracker {row['tracker']}, engine RSS {row['rss_mb']:.1f} MB")
+    if snaps and load is not None:
+        print("\n" + pooled_latency(load, snaps))
     print("\n| snapshot | took ms | RSS step KB | in flight: n | max ms | p99 ms | neighbours p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for snap in snaps:
