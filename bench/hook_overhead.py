@@ -1,7 +1,9 @@
 """What the hook costs the engine: the same load with and without it, alternating in one run.
 
-Starts one engine per mode side by side (no hook; hook in its default mode; tracemalloc at 1 frame;
-at 25 frames), each a real process on a loopback port, then runs ROUNDS rounds in which every mode
+Starts one engine per mode side by side (default: no hook; the hook in its default mode, i.e. the
+sampled allocation tracker at its default rate; the hook with tracemalloc at 1 frame, for contrast;
+`--modes` adds allocation tracking off and tracemalloc at 25 frames), each a real process on a
+loopback port, then runs ROUNDS rounds in which every mode
 gets the same load in turn (the order rotates each round, so drift on a shared machine spreads over
 all modes). The load is a separate process: C threads on keep-alive connections, each creating a
 chat session and posting varied messages to it, bounded by --seconds per turn; in hooked modes it
@@ -13,6 +15,7 @@ throughput swings far more than 1% between turns; the sampler share is the noise
 
     python bench/hook_overhead.py                       # the demo engine (memsoak-demo-engine)
     python bench/hook_overhead.py --stand-in            # a tiny stdlib app instead
+    python bench/hook_overhead.py --engine small-allocs # many small allocations per request
 """
 from __future__ import annotations
 
@@ -33,8 +36,15 @@ from pathlib import Path
 
 import psutil
 
-MODES = {"no hook": None, "hook (default)": [], "hook + tracemalloc 1 frame": ["--tracemalloc-frames", "1"],
-         "hook + tracemalloc 25 frames": ["--tracemalloc-frames", "25"]}
+# mode -> (memsoak-run options, environment); None = the engine alone
+MODES: dict[str, tuple[list[str], dict[str, str]] | None] = {
+    "no hook": None,
+    "hook: sampled (default)": ([], {"MEMSOAK_ALLOC_MODE": "sampled"}),
+    "hook: allocation tracking off": ([], {"MEMSOAK_ALLOC_MODE": "off"}),
+    "hook + tracemalloc 1 frame": (["--tracemalloc-frames", "1"], {"MEMSOAK_ALLOC_MODE": "tracemalloc"}),
+    "hook + tracemalloc 25 frames": (["--tracemalloc-frames", "25"], {"MEMSOAK_ALLOC_MODE": "tracemalloc"}),
+}
+DEFAULT_MODES = ["no hook", "hook: sampled (default)", "hook + tracemalloc 1 frame"]
 API_KEY = "demo-key"
 STAND_IN = '''
 import json, sys
@@ -59,6 +69,44 @@ class H(BaseHTTPRequestHandler):
         self._reply(200, {"content": "".join(reversed(body.get("content", "")))})
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 '''
+# Another engine shape: many small, short-lived allocations per request (~3,000 objects: parsed
+# JSON, a list of small dicts and tuples, formatted strings, a sort, a JSON answer), the worst case
+# for a per-allocation cost, and a small bounded state per session.
+SMALL_ALLOCS = '''
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+SESSIONS = {}
+def work(text, n=400):
+    words = text.split()
+    rows = [{"i": i, "word": words[i % len(words)], "pair": (i, i * 2), "tag": f"w{i % 17}"} for i in range(n)]
+    counts = {}
+    for row in rows:
+        counts[row["tag"]] = counts.get(row["tag"], 0) + len(row["word"])
+    ranked = sorted(rows, key=lambda row: (row["tag"], -row["i"]))[:20]
+    return {"counts": counts, "top": [[r["i"], r["word"]] for r in ranked]}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def _reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def do_GET(self): self._reply(200, {"status": "ok"})
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        if self.path.endswith("/sessions"):
+            sid = str(len(SESSIONS)); SESSIONS[sid] = []
+            return self._reply(201, {"id": sid})
+        sid = self.path.split("/")[-2]
+        answer = work(body.get("content", "x"))
+        SESSIONS.setdefault(sid, []).append(answer["top"][0])
+        del SESSIONS[sid][:-20]
+        self._reply(200, {"content": json.dumps(answer)})
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+ENGINES = {"demo": None, "stand-in": STAND_IN, "small-allocs": SMALL_ALLOCS}
+ENGINE_TITLES = {"demo": "memsoak-demo-engine (SQLite, LLM latency 0)", "stand-in": "stand-in stdlib app",
+                 "small-allocs": "small-allocations stdlib app (~3,000 objects per request)"}
 
 
 def free_port() -> int:
@@ -134,9 +182,14 @@ def loadgen(url: str, seconds: float, concurrency: int, hook_url: str | None) ->
 
 # ---------------------------------------------------------------- engines and rounds
 class Engine:
-    def __init__(self, name: str, hook_options: list[str] | None, stand_in: Path | None) -> None:
+    def __init__(self, name: str, hook: tuple[list[str], dict[str, str]] | None, stand_in: Path | None,
+                 sample_bytes: int | None = None) -> None:
         self.name, self.port = name, free_port()
         self.hook_url = None
+        hook_options, env = (None, {}) if hook is None else hook
+        env = {**os.environ, **env}
+        if sample_bytes:
+            env["MEMSOAK_SAMPLE_BYTES"] = str(sample_bytes)
         if stand_in:
             command = [sys.executable, str(stand_in), str(self.port)]
         else:
@@ -148,7 +201,7 @@ class Engine:
             self.hook_url = f"http://127.0.0.1:{hook_port}"
             command = [sys.executable, "-m", "profiler.run", "--port", str(hook_port), *hook_options,
                        "--", *command]
-        self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -218,12 +271,13 @@ def _hook_json(hook_url: str, route: str) -> dict:
         return json.loads(answer.read())
 
 
-def bench(rounds: int, seconds: float, concurrency: int, stand_in: bool, modes: list[str]) -> str:
+def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes: list[str],
+          sample_bytes: int | None = None) -> str:
     stand_in_path = None
-    if stand_in:
-        stand_in_path = Path(tempfile.mkdtemp(prefix="memsoak-bench-")) / "stand_in.py"
-        stand_in_path.write_text(STAND_IN)
-    engines = [Engine(name, MODES[name], stand_in_path) for name in modes]
+    if ENGINES[engine_kind] is not None:
+        stand_in_path = Path(tempfile.mkdtemp(prefix="memsoak-bench-")) / f"{engine_kind}.py"
+        stand_in_path.write_text(ENGINES[engine_kind])
+    engines = [Engine(name, MODES[name], stand_in_path, sample_bytes) for name in modes]
     results: dict[str, list[dict]] = {name: [] for name in modes}
     try:
         for engine in engines:
@@ -241,12 +295,12 @@ def bench(rounds: int, seconds: float, concurrency: int, stand_in: bool, modes: 
     finally:
         for engine in engines:
             engine.stop()
-    return table(results, modes[0], rounds, seconds, concurrency, stand_in)
+    return table(results, modes[0], rounds, seconds, concurrency, engine_kind, sample_bytes)
 
 
 def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: float,
-          concurrency: int, stand_in: bool) -> str:
-    lines = [f"engine: {'stand-in stdlib app' if stand_in else 'memsoak-demo-engine (SQLite, LLM latency 0)'}; "
+          concurrency: int, engine_kind: str, sample_bytes: int | None = None) -> str:
+    lines = [f"engine: {ENGINE_TITLES[engine_kind]}; sample_bytes {sample_bytes or 'default (512 KiB)'}; "
              f"{rounds} alternating rounds x {seconds:g} s, {concurrency} connections; "
              "ratios = median over rounds of (mode / no hook in the same round)", "",
              "| mode | req/s (median) | p95 ms (median) | throughput ratio | p95 ratio "
@@ -271,9 +325,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=4.0, help="load per mode per round")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--stand-in", action="store_true", help="a tiny stdlib app, not the demo engine")
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help="comma list, the first is the baseline (default: all four)")
+    parser.add_argument("--stand-in", action="store_true", help="a tiny stdlib app (= --engine stand-in)")
+    parser.add_argument("--engine", choices=list(ENGINES), default="demo",
+                        help="demo (default), stand-in, or small-allocs (many small allocations per request)")
+    parser.add_argument("--sample-bytes", type=int, default=None,
+                        help="MEMSOAK_SAMPLE_BYTES for the sampled mode (default: the hook's, 512 KiB)")
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                        help=f"comma list, the first is the baseline (default: {', '.join(DEFAULT_MODES)}; "
+                             f"all: {', '.join(MODES)})")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--hook-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -285,7 +344,10 @@ def main() -> None:
     if unknown or args.rounds < 1 or args.seconds <= 0 or args.concurrency < 1:
         raise SystemExit(f"bench: bad options ({unknown or 'rounds/seconds/concurrency'}): modes are "
                          f"{', '.join(MODES)}; rounds, seconds, concurrency must be positive")
-    print(bench(args.rounds, args.seconds, args.concurrency, args.stand_in, modes))
+    if args.sample_bytes is not None and not 1024 <= args.sample_bytes <= 1 << 30:
+        raise SystemExit("bench: --sample-bytes must be within 1024..1073741824")
+    engine_kind = "stand-in" if args.stand_in else args.engine
+    print(bench(args.rounds, args.seconds, args.concurrency, engine_kind, modes, args.sample_bytes))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ DEFAULT_PORT = 9477
 PEER_PORT_SPAN = 64          # other processes of the tree bind PORT+1 .. PORT+64
 DEFAULT_CAPACITY = 3600      # one hour at the default interval (see docs/hook.md for bytes)
 DEFAULT_SNAPSHOT_FRAMES = 1  # frames used when POST /snapshots has to start tracemalloc
+ALLOC_MODES = ("sampled", "tracemalloc", "off")
+DEFAULT_SAMPLE_BYTES = 512 * 1024  # mean bytes between allocation samples (docs/hook.md)
+DEFAULT_SAMPLE_FRAMES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +35,21 @@ class HookConfig:
     gc_objects: bool = False
     trim_after_snapshot: bool = True
     peer_dir: str | None = None
+    alloc_mode: str | None = None  # None: tracemalloc when tracemalloc_frames > 0, else sampled
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES
+    sample_frames: int = DEFAULT_SAMPLE_FRAMES
+
+    def requested_alloc_mode(self) -> str:
+        if self.alloc_mode is not None:
+            return self.alloc_mode
+        return "tracemalloc" if self.tracemalloc_frames > 0 else "sampled"
 
     def public(self) -> dict[str, Any]:
         """The config as /health shows it: never the token itself."""
-        shown = dataclasses.asdict(self)
+        # vars(), not dataclasses.asdict(): fields() builds its tuple by resizing, and with more than
+        # 10 fields every call left one tuple in CPython's tuple free list (144 B per /health,
+        # counted as traced heap growth by tests/profiler/test_hook.py)
+        shown = dict(vars(self))
         shown["token"] = bool(self.token)
         return shown
 
@@ -50,6 +64,13 @@ def _bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def alloc_mode(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ALLOC_MODES:
+        raise ValueError(text)
+    return lowered
+
+
 ENV: dict[str, tuple[str, Any]] = {
     "host": ("MEMSOAK_HOOK_HOST", str),
     "port": ("MEMSOAK_HOOK_PORT", int),
@@ -61,10 +82,13 @@ ENV: dict[str, tuple[str, Any]] = {
     "gc_objects": ("MEMSOAK_GC_OBJECTS", _bool),
     "trim_after_snapshot": ("MEMSOAK_TRIM_AFTER_SNAPSHOT", _bool),
     "peer_dir": ("MEMSOAK_PEER_DIR", str),
+    "alloc_mode": ("MEMSOAK_ALLOC_MODE", alloc_mode),
+    "sample_bytes": ("MEMSOAK_SAMPLE_BYTES", int),
+    "sample_frames": ("MEMSOAK_SAMPLE_FRAMES", int),
 }
 
 _LIMITS = {"port": (0, 65535), "interval": (0.01, 3600.0), "capacity": (10, 10_000_000),
-           "tracemalloc_frames": (0, 1000)}
+           "tracemalloc_frames": (0, 1000), "sample_bytes": (1024, 1 << 30), "sample_frames": (1, 128)}
 
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> HookConfig:
@@ -78,12 +102,16 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> H
         try:
             values[name] = parse(raw)
         except ValueError:
-            _warn(f"ignoring {var}={raw!r}: not a valid {parse.__name__}; using the default")
+            expected = f"one of {', '.join(ALLOC_MODES)}" if name == "alloc_mode" else f"a valid {parse.__name__}"
+            _warn(f"ignoring {var}={raw!r}: not {expected}; using the default")
     for name, value in overrides.items():
         if name not in ENV:
             _warn(f"ignoring unknown setting {name!r}; known: {', '.join(ENV)}")
             continue
         values[name] = value
+    if values.get("alloc_mode") is not None and values["alloc_mode"] not in ALLOC_MODES:
+        _warn(f"ignoring alloc_mode={values['alloc_mode']!r}: one of {', '.join(ALLOC_MODES)}; using the default")
+        del values["alloc_mode"]
     for name, (low, high) in _LIMITS.items():
         if name in values and not low <= values[name] <= high:
             _warn(f"ignoring {name}={values[name]!r}: must be within {low}..{high}; using the default")

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from . import metrics, peers
+from . import alloc_sampler, metrics, peers
 from .config import PEER_PORT_SPAN, HookConfig, is_loopback, load_config
 from .ring import SampleRing
 from .sampler import FLOAT_FIELDS, SAMPLE_FIELDS, ErrorCounts, Sampler, in_process_probes
@@ -82,6 +82,8 @@ class Hook:
         self.censuses: TypeCensusStore | None = TypeCensusStore(config.peer_dir)
         self.sampler = Sampler(self.ring, in_process_probes(config), config.interval, self.errors)
         self.server: HookServer | None = None
+        self.alloc_mode = "off"          # what runs: sampled, tracemalloc or off (set by start)
+        self.alloc_note: str | None = None  # why the requested mode is not the one running
         self._peer_file: str | None = None
         self._render_metrics = metrics.make_renderer(self.ring.latest, lambda: self.errors.by_probe)
 
@@ -100,8 +102,7 @@ class Hook:
         self.primary = self.config.port in (0, self.port)
         if not self.primary and not self.peer_dir:  # install() in code: nobody else will say it
             _say(f"port {self.config.port} busy, serving on {self.port}")
-        if self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
-            tracemalloc.start(self.config.tracemalloc_frames)  # after our imports: they stay untraced
+        self._start_alloc_tracking()  # after our imports: they stay untraced / unsampled
         self.sampler.sample_once()  # a first sample before anyone can ask
         self.sampler.start()
         self.server.start()
@@ -113,6 +114,25 @@ class Hook:
         self.started = True
         return self
 
+    def _start_alloc_tracking(self) -> None:
+        """The run's allocation mode: sampled (the default), tracemalloc, or off; one line on fallback."""
+        mode = self.config.requested_alloc_mode()
+        if mode == "sampled":
+            reason = alloc_sampler.start(self.config.sample_bytes, self.config.sample_frames)
+            if reason is not None:
+                self.alloc_note = (f"allocation sampler unavailable ({reason}); using tracemalloc "
+                                   "mode: snapshots start tracemalloc at 1 frame")
+                _say(self.alloc_note)
+                mode = "tracemalloc"
+        if mode != "off" and self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
+            tracemalloc.start(self.config.tracemalloc_frames)
+        self.alloc_mode = mode
+        if self.snapshots is not None:
+            self.snapshots.source = mode
+            self.snapshots._sample_frames = self.config.sample_frames
+        if mode == "sampled":  # the heap series: the tracker's estimate of the live sampled heap
+            self.sampler.probes["tracemalloc"] = _sampled_heap
+
     def stop(self) -> None:
         """Stop sampling and serving; safe to call twice and from atexit."""
         if not self.started:
@@ -120,6 +140,8 @@ class Hook:
         self.started = False
         peers.unregister(self._peer_file)
         self.sampler.stop()
+        if self.alloc_mode == "sampled":
+            alloc_sampler.stop()
         if self.server is not None:
             try:
                 self.server.stop()
@@ -148,6 +170,8 @@ class Hook:
             "ring": {"capacity": self.ring.capacity, "bytes": self.ring.nbytes},
             "tracing": tracing,
             "tracemalloc_frames": tracemalloc.get_traceback_limit() if tracing else 0,
+            "alloc_mode": self.alloc_mode, "alloc_note": self.alloc_note,
+            "alloc_sampler": alloc_sampler.stats() if self.alloc_mode == "sampled" else None,
             "cmdline": cmdline, "peers": peers.list_peers(self.peer_dir, self.pid),
         }
 
@@ -156,6 +180,11 @@ class Hook:
 
     def metrics(self) -> tuple[str, bytes]:
         return metrics.CONTENT_TYPE, self._render_metrics()
+
+
+def _sampled_heap() -> dict[str, Any]:
+    """traced_current_bytes in sampled mode: estimated live bytes of the sampled heap (O(1))."""
+    return {"traced_current_bytes": alloc_sampler.live_bytes(), "traced_peak_bytes": None}
 
 
 _lock = threading.Lock()

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from . import peers
 from .sampler import ErrorCounts
-from .snapshots import SnapshotStore, TypeCensusStore, UnknownLabel
+from .snapshots import AllocTrackingOff, SnapshotStore, TypeCensusStore, UnknownLabel
 
 LABEL = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_TOP = 1000
@@ -202,6 +202,8 @@ class Handler(BaseHTTPRequestHandler):
                        {"Retry-After": str(max(1, int(error.wait_s + 0.999)))})
         except UnknownLabel as error:
             self._json(404, {"error": error.message})
+        except AllocTrackingOff as error:
+            self._json(409, {"error": error.message})
         except Exception as error:
             backend.errors.add("http", error)
             self._json(500, {"error": f"hook failed: {type(error).__name__}: {error}"[:300]})

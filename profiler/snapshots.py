@@ -1,4 +1,10 @@
-"""tracemalloc snapshots and gc type censuses by label, and their diffs, computed in the engine.
+"""Allocation snapshots and gc type censuses by label, and their diffs, computed in the engine.
+
+A snapshot comes from one of two sources, chosen per run (HookConfig.alloc_mode): `sampled` reads
+the live table of the sampled allocation tracker (profiler/alloc_sampler.py; estimated bytes and
+blocks per full Python stack, no copy of the heap and no RSS step), `tracemalloc` takes a
+tracemalloc snapshot (exact; starts tracing at 1 frame when needed). Both are reduced to the same
+{frames: [size, count]} summary, so stores, diffs and their shapes are the same for both.
 
 Only the top N sites cross the wire. The hook's own allocations are dropped twice: every trace with
 a frame in this package or in tracemalloc.py is left out of the stored summary (stored summaries
@@ -22,7 +28,8 @@ import tracemalloc
 from operator import itemgetter
 from typing import Any
 
-from .config import DEFAULT_SNAPSHOT_FRAMES
+from . import alloc_sampler
+from .config import DEFAULT_SAMPLE_FRAMES, DEFAULT_SNAPSHOT_FRAMES
 
 MAX_LABELS = 32
 _HOOK_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -139,6 +146,41 @@ def group_by_traceback(snapshot: tracemalloc.Snapshot) -> dict[Frames, list[int]
     return grouped
 
 
+def group_sampled(rows: list[tuple[Any, ...]]) -> dict[Frames, list[int]]:
+    """{frames: [estimated live bytes, estimated live blocks]} from the sampler's rows.
+
+    The tracker interns stacks by the identity of each code object's filename, so two rows can
+    hold equal frames: they are merged here. Rows with a frame of the hook are dropped, as above.
+    """
+    hidden: dict[str, bool] = {}
+
+    def is_hidden(name: str) -> bool:
+        found = hidden.get(name)
+        if found is None:
+            found = hidden[name] = _is_hidden(name)
+        return found
+
+    grouped: dict[Frames, list[int]] = {}
+    for frames, live_bytes, live_count, *_rest in rows:
+        if not live_bytes or any(is_hidden(name) for name, _line in frames):
+            continue
+        entry = grouped.setdefault(frames, [0, 0])
+        entry[0] += live_bytes
+        entry[1] += live_count
+    return grouped
+
+
+class AllocTrackingOff(Exception):
+    """POST /snapshots when the run asked for no allocation tracking (the server answers 409)."""
+
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__("allocation snapshots are off in this run (MEMSOAK_ALLOC_MODE=off): "
+                         "start the engine with MEMSOAK_ALLOC_MODE=sampled or tracemalloc")
+        self.message = self.args[0]
+
+
 def trim_native_heap() -> bool:
     """Give glibc's free heap back to the OS (malloc_trim(0)); False where there is no glibc.
 
@@ -157,14 +199,23 @@ def trim_native_heap() -> bool:
 
 
 class SnapshotStore:
-    def __init__(self, parent_dir: str | None = None, trim: bool = True) -> None:
+    """Snapshots by label from `source`: "tracemalloc" (default), "sampled" or "off"."""
+
+    def __init__(self, parent_dir: str | None = None, trim: bool = True, source: str = "tracemalloc",
+                 sample_frames: int = DEFAULT_SAMPLE_FRAMES) -> None:
         self._store = _BoundedStore("snapshots", parent_dir)
         self._trim = trim
+        self.source = source
+        self._sample_frames = sample_frames
 
     def close(self) -> None:
         self._store.close()
 
     def take(self, label: str) -> dict[str, Any]:
+        if self.source == "off":
+            raise AllocTrackingOff()
+        if self.source == "sampled":
+            return self._take_sampled(label)
         started = False
         if not tracemalloc.is_tracing():
             tracemalloc.start(DEFAULT_SNAPSHOT_FRAMES)
@@ -183,7 +234,23 @@ class SnapshotStore:
                                   "traceback_frames": frames_limit}
         if started:
             answer["tracing_started"] = True
+        answer["source"] = "tracemalloc"
         return answer
+
+    def _take_sampled(self, label: str) -> dict[str, Any]:
+        """A read of the tracker's live table: no heap copy, no malloc_trim, nothing kept in memory."""
+        if not alloc_sampler.running():
+            raise RuntimeError("the allocation sampler is not running (it failed or was stopped): "
+                               "see /health alloc_sampler")
+        grouped = group_sampled(alloc_sampler.rows(only_live=True))
+        taken_at = time.time()
+        self._store.put(label, taken_at, (self._sample_frames, list(grouped.items())))
+        stats = alloc_sampler.stats() or {}
+        return {"label": label, "taken_at": taken_at,
+                "traced_current_bytes": sum(size for size, _count in grouped.values()),
+                "traced_peak_bytes": None, "traceback_frames": self._sample_frames,
+                "source": "sampled", "sample_bytes": int(stats.get("sample_bytes", 0)),
+                "samples_live": stats.get("live_samples")}
 
     def labels(self) -> list[str]:
         return self._store.labels()
@@ -218,7 +285,7 @@ class SnapshotStore:
         ranked = list(sites.values())
         return {
             "base": base, "head": head, "base_taken_at": base_at, "head_taken_at": head_at,
-            "traceback_frames": frames_limit,
+            "traceback_frames": frames_limit, "source": self.source,
             "total_size_diff": sum(site["size_diff"] for site in ranked),
             "total_count_diff": sum(site["count_diff"] for site in ranked),
             "by_size": sorted(ranked, key=lambda s: s["size_diff"], reverse=True)[:top],

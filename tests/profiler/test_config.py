@@ -24,3 +24,18 @@ def test_bad_values_warn_once_and_use_the_default(capsys) -> None:
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("example.org")
+
+
+def test_allocation_mode_and_sampling_settings(capsys) -> None:
+    assert load_config({}).requested_alloc_mode() == "sampled"
+    assert load_config({"MEMSOAK_TRACEMALLOC_FRAMES": "1"}).requested_alloc_mode() == "tracemalloc"
+    config = load_config({"MEMSOAK_ALLOC_MODE": "OFF", "MEMSOAK_SAMPLE_BYTES": "65536",
+                          "MEMSOAK_SAMPLE_FRAMES": "64", "MEMSOAK_TRACEMALLOC_FRAMES": "5"})
+    assert (config.requested_alloc_mode(), config.sample_bytes, config.sample_frames) == ("off", 65536, 64)
+    assert capsys.readouterr().err == ""
+    config = load_config({"MEMSOAK_ALLOC_MODE": "exact", "MEMSOAK_SAMPLE_BYTES": "12",
+                          "MEMSOAK_SAMPLE_FRAMES": "0"})
+    assert (config.alloc_mode, config.sample_bytes, config.sample_frames) == (None, 512 * 1024, 32)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert "MEMSOAK_ALLOC_MODE='exact': not one of sampled, tracemalloc, off" in lines[0]

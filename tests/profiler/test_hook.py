@@ -69,7 +69,7 @@ def test_the_hooks_own_traced_footprint_does_not_grow_with_samples_or_polls(port
     """
     engine_port = free_port()
     engine = start([sys.executable, ALLOC_ENGINE, str(engine_port)], port, engine_port=engine_port,
-                   env={"MEMSOAK_INTERVAL": "0.01"})
+                   env={"MEMSOAK_INTERVAL": "0.01", "MEMSOAK_ALLOC_MODE": "tracemalloc"})
     status, answer = http(engine.hook + "/snapshots/base", method="POST")
     assert status == 200 and answer["tracing_started"]
     polls = 600

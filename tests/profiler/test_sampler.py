@@ -22,9 +22,15 @@ def test_sample_fields_and_types(alloc_engine) -> None:
         assert sample[name] is None or isinstance(sample[name], int), name
     assert sample["pid"] == http(alloc_engine.hook + "/health")[1]["pid"]
     assert sample["rss_bytes"] > 1_000_000 and sample["tree_rss_bytes"] >= sample["rss_bytes"]
-    # off by default: not tracing, no USS, no gc object count; no event loop in this engine
-    for name in ("traced_current_bytes", "uss_bytes", "gc_objects", "asyncio_tasks"):
+    # off by default: no USS, no gc object count; no event loop in this engine
+    for name in ("uss_bytes", "gc_objects", "asyncio_tasks"):
         assert sample[name] is None, name
+    # the heap series: the sampler's estimate in sampled mode (the default when built), else
+    # null until tracemalloc traces
+    if http(alloc_engine.hook + "/health")[1]["alloc_mode"] == "sampled":
+        assert isinstance(sample["traced_current_bytes"], int) and sample["traced_peak_bytes"] is None
+    else:
+        assert sample["traced_current_bytes"] is None
 
 
 def test_optional_probes_and_tracing_fill_their_fields(port: int) -> None:

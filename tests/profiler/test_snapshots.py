@@ -39,7 +39,10 @@ def test_diff_names_the_planted_file_and_line_first(port: int) -> None:
     assert http(started.hook + "/snapshots")[1] == {"labels": ["base", "head"]}
 
 
-def test_first_snapshot_starts_tracing_with_one_frame(alloc_engine) -> None:
+def test_first_snapshot_starts_tracing_with_one_frame_in_tracemalloc_mode(port: int) -> None:
+    engine_port = free_port()
+    alloc_engine = start([sys.executable, ALLOC_ENGINE, str(engine_port)], port, engine_port=engine_port,
+                         env={"MEMSOAK_ALLOC_MODE": "tracemalloc"})
     status, answer = http(alloc_engine.hook + "/snapshots/warmup", "POST")
     assert status == 200 and answer["tracing_started"] is True and answer["traceback_frames"] == 1
     health = http(alloc_engine.hook + "/health")[1]
