@@ -139,28 +139,12 @@ check_report() {  # check_report RUN_DIR EXPECTED_EXIT_CODE
   echo "report: $dir (report.json exit_code $reported, files owned by $owner)"
 }
 
-step "headless soak: docker-compose run --rm soak, 2 minutes, DEMO_LEAKS=session_state"
-# The documented one-line switch plants the demo engine's leak, so the soak has a known answer.
-echo "DEMO_LEAKS=session_state" >> "$work/env"
-set +e
-SOAK_DURATION=2m compose run --rm soak > "$work/soak.log" 2>&1
-code=$?
-set -e
-tail -n 15 "$work/soak.log"
-echo "soak exit code: $code"
-run=$(newest_run)
-[ -n "$run" ] || fail "the soak left no run directory in $work/results"
-check_report "$run" "$code"
-[ "$code" = "$LEAK" ] || fail "the soak with the planted leak exited $code, expected $LEAK (leak)"
-grep -q "^memsoak $run: LEAK" "$work/soak.log" || fail "the verdict line did not reach the terminal"
-compose down -v >/dev/null 2>&1
-sed -i '$d' "$work/env"  # back to the clean default
-
 step "master + 2 workers headless, report delayed 30 s (docker/headless-soak.sh)"
+# The engine and PostgreSQL started here stay up for the next steps (a down/up costs ~30 s each).
 before=$(run_count)
 files=(-f docker-compose.yml -f docker/ci/compose.slow-report.yml)
 set +e
-SOAK_DURATION=60s SOAK_WORKERS=2 RESULTS_DIR="$work/results" \
+SOAK_DURATION=40s SOAK_WORKERS=2 RESULTS_DIR="$work/results" KEEP_STACK=true \
   docker/headless-soak.sh -p "$project" --env-file "$work/env" "${files[@]}" > "$work/master.log" 2>&1
 code=$?
 set -e
@@ -188,8 +172,11 @@ assert age >= 29, f"report written {age:.0f} s after the stop event: the 30 s de
 print(f"master report complete: {total} requests from the workers, report written {age:.0f} s after the stop")
 PY
 
+compose rm -fs locust-master locust-worker >/dev/null 2>&1
+
 step "web UI: page source, start from the form, Memory tab, report on stop"
-compose up -d --scale locust-worker=2 locust-master locust-worker >/dev/null 2>&1 || fail "compose up (web UI)"
+MASTER_HEADLESS=false compose up -d --scale locust-worker=2 locust-master locust-worker >/dev/null 2>&1 \
+  || fail "compose up (web UI)"
 ui=http://127.0.0.1:$ui_port
 for _ in $(seq 1 90); do curl -fsS -o "$work/page.html" "$ui/" 2>/dev/null && break; sleep 2; done
 [ -s "$work/page.html" ] || fail "the web UI did not answer on $ui"
@@ -206,7 +193,7 @@ done
 [ "$n" -ge 2 ] || fail "$n of 2 workers connected to the master"
 curl -fsS -X POST -d "user_count=6&spawn_rate=3&host=http://engine:8000&hook_token=" "$ui/swarm" > "$work/swarm.json"
 grep -q '"success": true' "$work/swarm.json" || fail "starting from the form: $(cat "$work/swarm.json")"
-sleep 25
+sleep 15
 curl -fsS "$ui/memsoak/memory.json" > "$work/memory.json"
 python3 - "$work/memory.json" <<'PY' || fail "the Memory table has no live RSS"
 import json, sys
@@ -228,7 +215,24 @@ done
 python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["health"]; assert h, "no hook health: the blank token field was sent"' \
   "$work/results/$run/run.json" || fail "the run started from the form did not reach the hook"
 echo "web UI run: $work/results/$run (report on stop; token kept from the configuration)"
-compose down -v >/dev/null 2>&1
+compose rm -fs locust-master locust-worker >/dev/null 2>&1
+
+step "headless soak: docker-compose run --rm soak, 2 minutes, DEMO_LEAKS=session_state"
+# The documented one-line switch plants the demo engine's leak, so the soak has a known answer.
+echo "DEMO_LEAKS=session_state" >> "$work/env"
+compose up -d engine >/dev/null 2>&1 || fail "restarting the engine with DEMO_LEAKS=session_state"
+set +e
+SOAK_DURATION=2m compose run --rm soak > "$work/soak.log" 2>&1
+code=$?
+set -e
+tail -n 15 "$work/soak.log"
+echo "soak exit code: $code"
+run=$(newest_run)
+[ -n "$run" ] || fail "the soak left no run directory in $work/results"
+check_report "$run" "$code"
+[ "$code" = "$LEAK" ] || fail "the soak with the planted leak exited $code, expected $LEAK (leak)"
+grep -q "^memsoak $run: LEAK" "$work/soak.log" || fail "the verdict line did not reach the terminal"
+sed -i '$d' "$work/env"  # back to the clean default
 
 step "real-engine override with a stand-in engine image"
 t=$(date +%s)
@@ -245,7 +249,8 @@ compose build -q engine || fail "building docker/real-engine/Dockerfile FROM the
 echo "real-engine images built in $(( $(date +%s) - t )) s" \
   "($("$DOCKER" image inspect -f '{{.Size}}' memsoak-real-engine:ci | awk '{printf "%d MB", $1/1e6}'))"
 set +e
-SOAK_DURATION=45s compose run --rm soak > "$work/real.log" 2>&1
+compose up -d engine >/dev/null 2>&1 || fail "starting the real-engine override's engine"
+SOAK_DURATION=40s compose run --rm soak > "$work/real.log" 2>&1
 code=$?
 set -e
 tail -n 12 "$work/real.log"
