@@ -242,3 +242,30 @@ def checkpoint_every_s(options: Any) -> float:
         # one-off) while keeping the snapshots' own memory in the engine small.
         return max(1.0, (float(run_time) - baseline_at_s(options)) / 2)
     return 600.0
+
+
+def _compute_locust_defaults_once() -> None:
+    """Make Locust's `default_args_dict()` compute once per process instead of once per option.
+
+    A Locust worker calls it for EVERY key of every spawn message (`k not in default_args_dict()`,
+    each call building Locust's whole parser). With memsoak's ~100 options that blocked workers for
+    seconds per spawn message on a busy machine (seen in Docker: 2 workers declared missing at
+    start, 0 requests). The result depends only on Locust's own arguments, fixed for the process.
+    """
+    from locust import argument_parser
+
+    original = argument_parser.default_args_dict
+    if getattr(original, "memsoak_cached", False):
+        return
+    cached: dict[str, Any] = {}
+
+    def default_args_dict() -> dict[str, Any]:
+        if not cached:
+            cached.update(original())
+        return cached
+
+    default_args_dict.memsoak_cached = True  # type: ignore[attr-defined]
+    argument_parser.default_args_dict = default_args_dict
+
+
+_compute_locust_defaults_once()

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from flask import Response, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from memsoak.plugin import status
 from memsoak.plugin.arguments import option
@@ -27,6 +28,7 @@ def install(environment: Any, state: Any) -> None:
     web_ui.template_args["extended_tables"] = [{"key": TABLE_KEY, "structure": [
         {"key": "signal", "title": "Signal"}, {"key": "value", "title": "Value"}]}]
     web_ui.template_args["extended_csv_files"] = [{"href": "./memsoak/memory", "title": "Memory chart (live)"}]
+    _keep_secrets_out_of_the_page(web_ui)
 
     @web_ui.app.after_request
     def _add_memory(response: Response) -> Response:
@@ -51,6 +53,36 @@ def install(environment: Any, state: Any) -> None:
     @web_ui.auth_required_if_enabled
     def _memory_json() -> Response:
         return Response(json.dumps(table(environment, state)), mimetype="application/json")
+
+
+def _keep_secrets_out_of_the_page(web_ui: Any) -> None:
+    """The hook token (any `is_secret` option) never reaches the page; a blank field keeps it.
+
+    Locust masks a secret's form field but still writes its configured value into the page source
+    (`extra_options`, rebuilt on every page load). Blank it there, and drop a blank secret from the
+    start form so the run keeps the configured token instead of sending an empty one.
+    """
+    original = web_ui.update_template_args
+
+    def update_without_secrets() -> None:
+        original()
+        for spec in (web_ui.template_args.get("extra_options") or {}).values():
+            if spec.get("is_secret"):
+                spec["default_value"] = ""
+
+    web_ui.update_template_args = update_without_secrets
+    update_without_secrets()
+
+    @web_ui.app.before_request
+    def _blank_secret_keeps_configured() -> None:
+        if request.method == "POST" and request.path.endswith("/swarm"):
+            secrets = {name for name, spec in (web_ui.template_args.get("extra_options") or {}).items()
+                       if spec.get("is_secret")}
+            form = request.form.copy()
+            for name in secrets:
+                if not form.get(name):
+                    form.pop(name, None)
+            request.form = ImmutableMultiDict(form)
 
 
 def rows_of(state: Any) -> list[dict[str, Any]]:
