@@ -48,7 +48,10 @@ def duration_s(text: str) -> int:
     if not text.strip() or not match or not any(match.groups()):
         raise argparse.ArgumentTypeError(f"invalid duration {text!r}: use e.g. 120, 90s, 5m or 1h30m")
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} is zero: a soak needs a time limit, e.g. 5m")
+    return total
 
 
 def leak(text: str) -> str:

@@ -42,7 +42,10 @@ def hooked_engine(database_url: str, leaks: str) -> Iterator[RunningEngine]:
     args = ["--database-url", database_url, "--llm-latency-ms", "2"]
     if leaks:
         args += ["--leaks", leaks]
-    with engine_process(args, hook_port=free_port(), hook_args=HOOK_ARGS) as running:
+    # these tests read exact tracemalloc diffs (the first snapshot starts tracing); the sampled
+    # tracker's own tests are in tests/profiler/test_alloc_sampler.py
+    with engine_process(args, env={"MEMSOAK_ALLOC_MODE": "tracemalloc"}, hook_port=free_port(),
+                        hook_args=HOOK_ARGS) as running:
         yield running
 
 

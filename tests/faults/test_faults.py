@@ -479,3 +479,13 @@ def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> Non
     assert done.returncode == 13, done.stderr[-2000:]
     assert "--tracemalloc-frames" in done.stderr and "--leak" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("duration", ["0", "0s", "0h0m"])
+def test_demo_refuses_a_zero_duration_in_one_line(tmp_path: Path, duration: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", duration],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert done.returncode == 13, done.stderr[-2000:]
+    assert "--duration" in done.stderr and "time limit" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "results").exists()
