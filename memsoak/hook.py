@@ -26,6 +26,15 @@ class HookAnswerError(HookError):
     """The hook answered, but not with what the contract says (wrong JSON shape or types)."""
 
 
+class HookBusy(HookError):
+    """The hook answered 429: its budget, shared by every local caller, is spent for now. The
+    engine is alive and its ring keeps the samples, so this is not a lost poll."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 MAX_BODY_BYTES = 64 * 2**20    # no answer of the contract comes near this: a runaway is cut off
 SAMPLE_INT_FIELDS = ("seq",)
 SAMPLE_NUMBER_FIELDS = (
@@ -144,7 +153,14 @@ class HookClient:
                 detail = answer.get("error", body) if isinstance(answer, dict) else body
             except ValueError:
                 detail = body.decode("utf-8", "replace")
-            raise HookError(f"hook {method} {path} answered {resp.status_code}: {str(detail)[:200]}")
+            message = f"hook {method} {path} answered {resp.status_code}: {str(detail)[:200]}"
+            if resp.status_code == 429:
+                try:
+                    retry = float(resp.headers.get("Retry-After") or 1)
+                except ValueError:
+                    retry = 1.0
+                raise HookBusy(message, min(max(retry, 0.0), 60.0))
+            raise HookError(message)
         try:
             return json.loads(body)
         except ValueError:

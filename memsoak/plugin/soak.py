@@ -17,7 +17,7 @@ from typing import Any, Callable
 import gevent
 from gevent.event import Event
 
-from memsoak.hook import HookAnswerError, HookClient, HookError
+from memsoak.hook import HookAnswerError, HookBusy, HookClient, HookError
 from memsoak.plugin import rows as rowlib
 from memsoak.plugin.arguments import baseline_at_s, checkpoint_every_s, option
 from memsoak.rundir import RunDir
@@ -26,6 +26,7 @@ from reports import outcome as outcomes
 log = logging.getLogger("memsoak")
 SNAPSHOT_TIMEOUT_S = 120.0   # a snapshot or diff of a big heap takes a while inside the engine
 POLL_TIMEOUT_S = 5.0         # overall deadline of one poll (connect, headers and body together)
+BUSY_LIMIT_S = 600.0         # polls refused 429 this long: measurement failed (the ring holds 3,600 samples)
 RECENT_ROWS = 7200           # what the live UI keeps in memory (2 h at 1 s), slimmed (RECENT_FIELDS)
 RECENT_FIELDS = ("t", "seq", "rss_bytes", "tree_rss_bytes", "traced_current_bytes", "allocated_blocks",
                  "users", "rps")
@@ -122,13 +123,29 @@ class Soak:
 
     # --- polling ----------------------------------------------------------------------------
     def _poll_loop(self) -> None:
-        failures = 0
+        failures = busy = 0
         interval = float(option(self.options, "sample_interval_s"))
         lost_after = int(option(self.options, "engine_lost_polls"))
+        # A 429 means another local caller spent the hook's shared budget: the engine answers and its
+        # ring keeps the samples, so it is not a lost poll. Bounded all the same: refused for longer
+        # than BUSY_LIMIT_S, the rows would start to fall out of the ring, and the run is not evidence.
+        busy_since = 0.0
         while not self._stopping.is_set():
+            wait_s = interval
             try:
                 self.poll_once()
-                failures = 0
+                failures = busy = 0
+            except HookBusy as exc:
+                busy += 1
+                busy_since = busy_since if busy > 1 else time.monotonic()
+                self.last_poll_error = str(exc)
+                log.warning("memsoak: the hook is busy (poll %d refused, retrying after %.0f s): %s",
+                            busy, exc.retry_after_s, exc)
+                if time.monotonic() - busy_since > BUSY_LIMIT_S:
+                    self.fail_measurement(f"the hook refused every poll for {BUSY_LIMIT_S:.0f} s (429: its "
+                                          f"shared budget kept spent by another caller; use memsoak-run --token)")
+                    return
+                wait_s = max(interval, exc.retry_after_s)
             except HookError as exc:
                 failures += 1
                 self.last_poll_error = str(exc)
@@ -149,7 +166,7 @@ class Soak:
                 return
             self._check_auth()
             self._trim_locust_history()
-            self._stopping.wait(timeout=interval)
+            self._stopping.wait(timeout=wait_s)
 
     def _event(self, kind: str, **fields: Any) -> None:
         """An event, unless the disk refuses it: the outcome is kept in memory either way."""

@@ -10,6 +10,8 @@ as MODE says:
   garbage-after-N  (e.g. garbage-after-8) answers as ok for N s after the first /samples, then
                    typed-samples
   token            requires `Authorization: Bearer TOKEN` on every route
+  busy-A-B         (e.g. busy-6-18) GET /samples answers 429 with Retry-After from A s to B s after
+                   the first /samples (another caller spent the hook's shared budget), ok otherwise
 Prints "ready" when listening. Stdlib only; ends on SIGTERM/SIGINT.
 """
 from __future__ import annotations
@@ -55,6 +57,15 @@ def garbage_now() -> bool:
     return False
 
 
+def busy_now() -> bool:
+    if not MODE.startswith("busy-"):
+        return False
+    if not FIRST_POLL:
+        FIRST_POLL.append(time.monotonic())
+    start, end = (float(part) for part in MODE.split("-")[1:3])
+    return start <= time.monotonic() - FIRST_POLL[0] < end
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -89,6 +100,15 @@ class Handler(BaseHTTPRequestHandler):
                               trickle=MODE == "trickle-health")
         if path == "/samples":
             since = int(params.get("since", 0))
+            if busy_now():
+                body = json.dumps({"error": "budget spent; retry later"}).encode()
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return None
             if MODE == "list-samples":
                 return self._send(200, [1, 2, 3])
             samples = [sample(seq) for seq in range(max(since + 1, 1), last_seq() + 1)]

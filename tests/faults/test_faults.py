@@ -230,6 +230,18 @@ def hook_typed(runs: Scenarios, procs: Procs, folder: Path) -> None:
     record("hook_typed", code=code, took_s=round(took, 1), run_time_s=120, rows=len(rows))
 
 
+def hook_busy(runs: Scenarios, procs: Procs, folder: Path) -> None:
+    demo = runs.engine(folder)
+    hook = fake_hook(procs, "busy-6-18")   # 12 s of 429s: four times --engine-lost-polls 3
+    code, _took, out = locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=30)
+    run = folder / "results" / "run"
+    assert code in (0, 18), out[-3000:]   # not engine lost, not a measurement failure
+    assert "the hook is busy" in out and "engine lost" not in out.lower()
+    rows = rows_kept(run)   # the refused seconds were read back from the ring: no gap
+    assert len(rows) >= 25, len(rows)
+    record("hook_busy", code=code, rows=len(rows))
+
+
 def token_redacted(runs: Scenarios, procs: Procs, folder: Path) -> None:
     demo = runs.engine(folder)
     hook = fake_hook(procs, "token", token="s3cr3t-t0ken")
@@ -246,12 +258,17 @@ def token_redacted(runs: Scenarios, procs: Procs, folder: Path) -> None:
 SCENARIOS = {"wrong_key": wrong_key, "rate_limited": rate_limited, "interrupted": interrupted,
              "short_run": short_run, "trickle_samples": trickle_samples, "trickle_health": trickle_health,
              "disk_full": disk_full, "hook_list": hook_list, "hook_typed": hook_typed,
-             "token_redacted": token_redacted}
+             "token_redacted": token_redacted, "hook_busy": hook_busy}
 
 
 @pytest.mark.fault("wrong_key")
 def test_every_request_401_ends_early_with_13_naming_the_key(fault_runs: Scenarios) -> None:
     fault_runs.result("wrong_key")
+
+
+@pytest.mark.fault("hook_busy")
+def test_a_hook_refusing_polls_429_for_a_while_is_not_lost_and_no_row_is_missed(fault_runs: Scenarios) -> None:
+    fault_runs.result("hook_busy")
 
 
 @pytest.mark.fault("rate_limited")
