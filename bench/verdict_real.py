@@ -38,7 +38,10 @@ from memsoak.engine import EngineError
 DEFAULT_CASES = ("clean", "session_state:1024", "session_state:4096", "response_cache:256",
                  "response_cache:1024", "score_history:64", "score_history:256", "score_history:1024",
                  "native:16384", "native:65536", "fd+asyncio_task:256")
-PYTHON_LEAKS = ("session_state", "response_cache", "score_history")
+PYTHON_LEAKS = ("session_state", "response_cache", "score_history", "lru_cache", "logger", "small_append",
+                "filling_cache", "async_gen")
+# A bounded cache still filling when the run ends: `inconclusive` or leak are right, never pass.
+STILL_FILLING = ("filling_cache",)
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Outcome:
     messages: int = 0
     sessions: int = 0
     verdict: str = "error"
+    exit_code: int | None = None
     driver: str | None = None
+    evidence: str | None = None             # what drove the call (the driver signal's evidence)
     leaking: list[str] = field(default_factory=list)
     right_signal: bool | None = None
     heap_growth_kb: float | None = None     # the heap series' growth over the analysed window
@@ -74,6 +79,8 @@ def right_signal(kind: str, leaking: set[str]) -> bool:
     """Whether the signals that leaked are the ones the planted kind should move."""
     if kind == "clean":
         return not leaking
+    if kind in STILL_FILLING:
+        return True     # judged on the outcome (inconclusive or leak), see evaluate()
     if kind in PYTHON_LEAKS:
         return "heap" in leaking
     if kind == "native":
@@ -86,9 +93,11 @@ def right_signal(kind: str, leaking: set[str]) -> bool:
 
 
 def planted_rank(sites: list[Any], planted: str) -> int | None:
-    """1-based rank of the planted line among the report's sites (by file suffix and line)."""
+    """1-based rank of the planted line among the report's sites (by file suffix and line): the
+    site itself, or for an allocation inside the stdlib or a library, the engine's calling line."""
     for rank, site in enumerate(sites, start=1):
-        if str(site.key).replace("\\", "/").endswith(planted):
+        names = (str(site.key), str(getattr(site, "engine_frame", None) or ""))
+        if any(name.replace("\\", "/").endswith(planted) for name in names):
             return rank
     return None
 
@@ -106,8 +115,12 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
     kind = kind_of(case)
     leaking = {s.name for s in report.signals if s.verdict == "leak"}
     right = all(right_signal(kind_of(part), leaking) for part in case.split("+"))
-    out = Outcome(case, rep, str(run_dir), duration_s=report.duration_s, verdict=report.verdict,
-                  driver=report.driver, leaking=sorted(leaking), right_signal=right)
+    out = Outcome(case, rep, str(run_dir), duration_s=report.duration_s, verdict=report.outcome,
+                  exit_code=report.exit_code, driver=report.driver, leaking=sorted(leaking), right_signal=right)
+    driver = report.signal(report.driver) if report.driver else None
+    out.evidence = getattr(driver, "evidence", None) if driver is not None else None
+    if kind in STILL_FILLING:
+        out.right_signal = report.outcome in ("leak", "inconclusive")
     last = report.rows[-1] if report.rows else {}
     ops = last.get("ops") or {}
     out.messages, out.sessions = int(ops.get("messages") or 0), int(ops.get("sessions_created") or 0)
@@ -189,27 +202,28 @@ def markdown(outcomes: list[Outcome]) -> str:
     for case in cases:
         rows = [o for o in outcomes if o.case == case and o.error is None]
         kind = kind_of(case)
-        called = sum(o.verdict == "leak" for o in rows)
+        called = sum(o.verdict in ("leak", "inconclusive") for o in rows)
         right = sum(bool(o.right_signal) for o in rows)
         first = (_pct(sum(o.planted_rank == 1 for o in rows), len(rows))
                  if kind in PYTHON_LEAKS else "n/a")
         legacy = sum(bool(o.legacy_leak) for o in rows)
         per_msg = [o.heap_per_message_b for o in rows if o.heap_per_message_b is not None]
         msgs = [o.messages for o in rows]
-        label = "false alarms" if kind == "clean" else "detected"
+        label = "false alarms (leak or inconclusive)" if kind == "clean" else "leak or inconclusive"
         lines.append(f"| {case} | {len(rows)} | {_pct(called, len(rows))} ({label}) | {_pct(right, len(rows))} | "
                      f"{first} | {_pct(legacy, len(rows))} | "
                      f"{', '.join(f'{v:.0f}' for v in per_msg) or '-'} | "
                      f"{', '.join(str(m) for m in msgs) or '-'} |")
-    detail = ["", "| case | rep | verdict | leaking signals | heap growth KB | tracemalloc net KB | "
-                  "top site (planted rank) | original: RSS growth MB, OLS MB/h | messages |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    detail = ["", "| case | rep | outcome (exit) | driver (evidence) | leaking signals | heap growth KB | "
+                  "tracemalloc net KB | top site (planted rank) | original: RSS growth MB, OLS MB/h | messages |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         if o.error:
-            detail.append(f"| {o.case} | {o.rep} | error: {o.error} | | | | | | |")
+            detail.append(f"| {o.case} | {o.rep} | error: {o.error} | | | | | | | |")
             continue
         top = re.sub(r"^.*/site-packages/", "", (o.top_site or "-").replace(str(Path.cwd()) + "/", ""))
-        detail.append(f"| {o.case} | {o.rep} | {o.verdict} | {', '.join(o.leaking) or '-'} | "
+        detail.append(f"| {o.case} | {o.rep} | {o.verdict} ({o.exit_code}) | {o.driver or '-'} "
+                      f"({o.evidence or '-'}) | {', '.join(o.leaking) or '-'} | "
                       f"{_kb(o.heap_growth_kb)} | {_kb(o.heap_net_diff_kb)} | "
                       f"{top} ({o.planted_rank if o.planted_rank else '-'}) | "
                       f"{o.legacy_growth_mb:+.1f}, {o.legacy_slope_mb_h:+.1f} | {o.messages} |")
