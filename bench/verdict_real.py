@@ -155,7 +155,7 @@ def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Ou
     log = tempfile.NamedTemporaryFile(prefix="verdict-real-engine-", suffix=".log", delete=False)
     engine = demo.demo_engine(options, log)
     try:
-        engine.start()
+        engine.start(timeout_s=getattr(args, "start_timeout", 240.0))
         command = demo.locust_command(options, engine, run_id)
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=args.duration + 180, check=False)
@@ -258,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"demo engine flag after the demo's {' '.join(demo.ENGINE_BOUNDS)} (repeatable)")
     parser.add_argument("--locust-arg", dest="locust_args", action="append", default=[],
                         help=f"Locust flag after the demo's {' '.join(demo.DEMO_LOAD)} (repeatable)")
+    parser.add_argument("--start-timeout", type=float, default=240.0,
+                        help="seconds the engine may take to answer (tracemalloc from the start on a busy box)")
     parser.add_argument("--results", default="", help="where run directories go (default: a temp dir)")
     parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
     parser.add_argument("--reanalyse", default="", metavar="RESULTS",

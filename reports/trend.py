@@ -353,33 +353,37 @@ def drift_hac(t_s: np.ndarray, y: np.ndarray) -> Drift:
 
 
 def drift_at(t_s: np.ndarray, y: np.ndarray) -> Drift:
-    """Does the series walk upwards? Increments dy_i regressed on their time steps dt_i (no
-    intercept: the slope is the pace, gaps of removed samples weigh by their length), with a
-    heteroskedasticity-and-autocorrelation-consistent (Newey-West, Bartlett kernel) standard error.
+    """Does the series walk upwards? The mean of its increments, with a heteroskedasticity-and-
+    autocorrelation-consistent (Newey-West, Bartlett kernel) standard error.
 
     Memory that follows cumulative operations under random traffic is a random walk with drift:
     its increments are (nearly) independent with a positive mean, which this tests exactly, where a
     slope test on the levels sees the walk's wander as slow noise and loses its power. On a
     stationary series (noise, steps, saw-teeth, a settled cache) the increments telescope: their sum
     is the difference of two levels and their long-run variance is ~0, so the test is conservative.
+    Increments across gaps (samples left out around snapshots, a stalled sampler: longer than 1.5x
+    the median step) are dropped: what happened in a gap is not a step of the walk.
     """
     t_s = np.asarray(t_s, float)
     y = np.asarray(y, float)
     dy, dt = np.diff(y), np.diff(t_s)
     keep = np.isfinite(dy) & np.isfinite(dt) & (dt > 0)
+    if keep.any():
+        keep &= dt <= 1.5 * float(np.median(dt[keep]))
     dy, dt = dy[keep], dt[keep]
     n = len(dy)
     if n < 8:
         return Drift(0.0, math.inf, 1.0, 0.0, 0)
     share_up = float(np.mean(dy > 0))
-    rate = float(dy @ dt) / float(dt @ dt)
+    step = float(np.mean(dt))
+    rate = float(np.mean(dy)) / step
     lags = newey_west_lags(n)
     if float(np.ptp(dy)) == 0.0:
         return Drift(rate * 3600.0, 0.0, 0.0 if rate > 0 else 1.0, share_up, lags)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sm.OLS(dy, dt[:, None]).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
-    se = float(fit.bse[0])
+        fit = sm.OLS(dy, np.ones((n, 1))).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+    se = float(fit.bse[0]) / step
     if not math.isfinite(se) or se <= 0:
         return Drift(rate * 3600.0, 0.0, 0.0 if rate > 0 else 1.0, share_up, lags)
     p = float(stats.t.sf(rate / se, n - 1))
