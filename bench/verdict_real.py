@@ -158,7 +158,7 @@ def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Ou
         engine.start(timeout_s=getattr(args, "start_timeout", 240.0))
         command = demo.locust_command(options, engine, run_id)
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=args.duration + 180, check=False)
+                       timeout=args.duration + 600, check=False)
     except (EngineError, subprocess.TimeoutExpired) as exc:
         return Outcome(case, rep, str(results / run_id), error=str(exc).splitlines()[0])
     finally:
