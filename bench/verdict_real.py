@@ -230,6 +230,59 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines + detail)
 
 
+FRAMES_WORKLOAD = """
+import json, logging, sys, time, tracemalloc
+frames = int(sys.argv[1])
+if frames:
+    tracemalloc.start(frames)
+keep = []
+def handler(i, depth):
+    if depth:
+        return handler(i, depth - 1)
+    body = json.loads(json.dumps({"id": i, "text": "hello " * 20, "tags": list(range(10))}))
+    keep.append({**body, "n": str(i)})
+    if len(keep) > 20000:
+        del keep[:10000]
+    return body
+def engine_line(i):
+    logging.getLogger("bench").debug("message %d", i)
+    return handler(i, 12)
+for i in range(20000):
+    engine_line(i)  # warm up
+start = time.perf_counter()
+for i in range(60000):
+    engine_line(i)
+per_op = (time.perf_counter() - start) / 60000
+snap_s = traced = 0.0
+if frames:
+    traced = tracemalloc.get_tracemalloc_memory()
+    t0 = time.perf_counter()
+    tracemalloc.take_snapshot()
+    snap_s = time.perf_counter() - t0
+print(per_op, snap_s, traced)
+"""
+
+
+def frames_cost(depths: list[int], rounds: int) -> str:
+    """The cost of tracemalloc frames, side by side in one run: time per request-like operation
+    (JSON round trip, a dict kept, 14 Python frames deep), snapshot time and tracemalloc's own
+    memory, per depth, alternating depths each round; ratios against untraced."""
+    found: dict[int, list[tuple[float, float, float]]] = {d: [] for d in depths}
+    for _ in range(rounds):
+        for depth in depths:
+            out = subprocess.run([sys.executable, "-c", FRAMES_WORKLOAD, str(depth)], capture_output=True,
+                                 text=True, timeout=600, check=True).stdout.split()
+            found[depth].append(tuple(float(v) for v in out))   # type: ignore[arg-type]
+    base = min(r[0] for r in found[0]) if 0 in found else None
+    lines = ["| frames | time per op (us), best of rounds | x untraced | snapshot (ms) | tracemalloc memory (MB) |",
+             "|---|---|---|---|---|"]
+    for depth, rows in found.items():
+        best = min(r[0] for r in rows)
+        lines.append(f"| {depth or 'off'} | {best * 1e6:.1f} | {best / base if base else float('nan'):.2f} | "
+                     f"{min(r[1] for r in rows) * 1e3:.0f} | {min(r[2] for r in rows) / 2**20:.1f} |")
+    return "\n".join(lines)
+
+
 def parse_case(text: str) -> str:
     """clean, NAME[:BYTES] or several leaks in one run joined by '+' (fd+asyncio_task)."""
     for part in text.split("+"):
@@ -264,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="also write every outcome to this JSON file")
     parser.add_argument("--reanalyse", default="", metavar="RESULTS",
                         help="no runs: re-analyse the run directories under RESULTS and print the tables")
+    parser.add_argument("--frames-cost", default="", metavar="DEPTHS",
+                        help="no runs: measure tracemalloc's cost at these frame depths (e.g. 0,1,8,25)")
     args = parser.parse_args(argv)
+    if args.frames_cost:
+        print(frames_cost([int(d) for d in args.frames_cost.split(",")], args.repeat if args.repeat > 1 else 3))
+        return 0
     if args.reanalyse:
         if not Path(args.reanalyse).is_dir():
             parser.error(f"--reanalyse {args.reanalyse}: no such directory; give the --results of a bench run")

@@ -1,15 +1,18 @@
 """analyze(): one RunData in, one Report out.
 
-Each signal is cut at its warm-up end and tested on its own (trend.trend_test); a leak needs a
-significant, persistent trend above the signal's practical floor. The overall memory verdict is
+Each signal is cut at its warm-up end and tested on its own (trend.trend_test); a leak needs
+evidence of growth above the signal's practical floor, from any of three tests with Mann-Kendall
+agreeing (growth_evidence: the slope test on the levels, the increments' drift with Newey-West
+errors, the regression on cumulative operations), and no positive plateau finding; slowing growth
+without a plateau is `inconclusive` (exit 15) with the run length that would decide, never a pass.
+The tracemalloc sites are evidence of their own (fuse_sites). The overall memory verdict is
 a leak when any signal leaks, driven by the first leaking signal in DRIVER_ORDER (the Python heap
 first when tracing: RSS keeps freed memory in allocator arenas, the heap does not). A traced heap's
 leak also needs the tracemalloc diff's net growth over the window (when a diff brackets it) above
 heap_min_growth_mb: the series carries garbage that waits for a full collection, the diff's two
-ends carry alike. Counts of held resources (fds, threads, tasks), and RSS where its residuals are
-a near random walk, also leak on a drift test of their block-mean increments: a leak per session
-or message is a random walk with drift, which the slope test cannot tell from noise. Events then
-set the outcome: engine_lost > rss_limit > leak > pass.
+ends carry alike. A leak per session or message is a random walk with drift, which the slope
+test alone cannot tell from noise: hence the drift and per-operation tests. Events then set the
+outcome: engine_lost > rss_limit > leak > inconclusive > pass.
 """
 from __future__ import annotations
 
@@ -34,7 +37,6 @@ from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
 DRIFT_BLOCKS = 10    # block means for the drift test: 9 increments
-UNIT_ROOT_LAG1 = 0.99   # residual autocorrelation from which RSS gets the drift test too
 DRIFT_STEADY = 0.6      # the drift test calls only growth whose late half keeps this share of its pace
 DECELERATING = 0.5   # late-half slope below this share of the early half's: say so in the reason
 
@@ -48,9 +50,9 @@ class SignalSpec:
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
     min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
-    # When the drift test of block-mean increments may also call a leak (drift_p_value): "always"
-    # for counts of held resources, "unit_root" for RSS (only where the slope test's residuals
-    # are a near random walk and it has no power left), "never" elsewhere.
+    # Before issue 9 the drift test ran only for counts ("always") and RSS near a unit root
+    # ("unit_root"); every signal now gets the increments' drift test (growth_evidence). Kept as
+    # a description of the signal, unused by the verdict.
     drift_test: str = "never"
 
 
@@ -126,10 +128,6 @@ def _steady(trend: Trend) -> bool:
     1.00-1.02 (native, fd+task, 5-minute runs).
     """
     return not (trend.early_slope_per_h > 0 and trend.late_slope_per_h < DRIFT_STEADY * trend.early_slope_per_h)
-
-
-def _drift_applies(spec: SignalSpec, lag1: float) -> bool:
-    return spec.drift_test == "always" or (spec.drift_test == "unit_root" and lag1 >= UNIT_ROOT_LAG1)
 
 
 def growth_evidence(trend: Trend, ops: OpsTrend | None, alpha: float) -> list[str]:

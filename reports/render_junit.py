@@ -14,7 +14,8 @@ def render_junit(report: Report) -> str:
         held = event in report.events or report.outcome == event
         cases.append((f"run.{event}", message if held else None, str(report.events.get(event, ""))))
     for sig in report.signals:
-        failed = f"{sig.label}: {sig.reason}" if sig.verdict == "leak" else None
+        # An inconclusive signal gates like a leak (exit 15): the run could not show it is bounded.
+        failed = f"{sig.label} ({sig.verdict}): {sig.reason}" if sig.verdict in ("leak", "inconclusive") else None
         cases.append((f"signal.{sig.name}", failed, f"{sig.verdict}: {sig.reason}"))
     if report.legacy:
         leg = report.legacy
@@ -25,7 +26,8 @@ def render_junit(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname="memsoak", name=name, time="0")
         if failure:
             failures += 1
-            node = ET.SubElement(case, "failure", message=failure, type="leak")
+            kind = "inconclusive" if "(inconclusive)" in failure.split(":", 1)[0] else "leak"
+            node = ET.SubElement(case, "failure", message=failure, type=kind)
             node.text = details
         else:
             ET.SubElement(case, "system-out").text = details
