@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="no runs: measure tracemalloc's cost at these frame depths (e.g. 0,1,8,25)")
     args = parser.parse_args(argv)
     if args.frames_cost:
-        print(frames_cost([int(d) for d in args.frames_cost.split(",")], args.repeat if args.repeat > 1 else 3))
+        print(frames_cost([int(d) for d in args.frames_cost.split(",")], args.repeat))
         return 0
     if args.reanalyse:
         if not Path(args.reanalyse).is_dir():
