@@ -10,6 +10,9 @@ noise), and the coverage of the reported 95% slope interval. Prints Markdown tab
     python bench/verdict_synthetic.py            # ~4-5 minutes on 2 cores
     python bench/verdict_synthetic.py --quick    # fewer series, a smoke run
     python bench/verdict_synthetic.py --frontier # power at 1.1 MB/h vs false alarms of candidates
+    python bench/verdict_synthetic.py --issue9   # only issue 9's tables: every clean family's false
+                                                 # alarms (leak / inconclusive) and the leak families
+                                                 # (random walks with drift, power-of-two staircases)
 """
 from __future__ import annotations
 
@@ -84,6 +87,51 @@ def rates(pool: ProcessPoolExecutor, family: str, slope: float, n: int, seed0: i
     return tuple(float(np.mean([r[k] for r in results])) for k in range(4))  # type: ignore[return-value]
 
 
+def one9(job: tuple[str, float, int]) -> str:
+    """The verdict (leak | inconclusive | plateau | pass) on one issue-9 series, 4 h at 5 s."""
+    family, slope, seed = job
+    rng = np.random.default_rng(seed)
+    if family in synth.LEAK_FAMILIES:
+        y_mb = synth.leaky(family, rng, T, slope)
+    else:
+        y_mb = synth.clean(family, rng, T) + slope * T / 3600.0
+    return classify(SPECS["rss"], T, y_mb * MB, SETTINGS).verdict
+
+
+def verdicts9(pool: ProcessPoolExecutor, family: str, slope: float, n: int, seed0: int) -> dict[str, float]:
+    found = list(pool.map(one9, [(family, slope, seed0 + i) for i in range(n)], chunksize=10))
+    return {v: found.count(v) / n for v in ("leak", "inconclusive", "plateau", "pass")}
+
+
+ISSUE9_RATES = (0.5, 1.1, 2.0, 5.0, 11.0)
+
+
+def issue9(pool: ProcessPoolExecutor, n_clean: int, n_power: int, n_rates: int) -> None:
+    """Issue 9's acceptance: false alarms on every clean family, detection on the new leak families."""
+    clean = synth.FAMILIES + synth.EXTRA_FAMILIES + synth.CLEAN_STAIRS
+    print(f"### Issue 9: clean families ({n_clean} series each, 4 h at 5 s)\n")
+    print("| family | leak | inconclusive | leak or inconclusive (not pass) | plateau |")
+    print("|---|---|---|---|---|")
+    for k, family in enumerate(clean):
+        r = verdicts9(pool, family, 0.0, n_clean, 2_000_000 + 10_000 * k)
+        print(f"| {family} | {r['leak']:.1%} | {r['inconclusive']:.1%} | {r['leak'] + r['inconclusive']:.1%} | "
+              f"{r['plateau']:.1%} |")
+    print(f"\n### Issue 9: leak families at 1.1 MB/h ({n_power} series each)\n")
+    print("| family | leak | inconclusive | pass or plateau (missed) |")
+    print("|---|---|---|---|")
+    for k, family in enumerate(synth.LEAK_FAMILIES + ("ar1", "white", "steps")):
+        r = verdicts9(pool, family, 1.1, n_power, 3_000_000 + 10_000 * k)
+        print(f"| {family}{'' if family in synth.LEAK_FAMILIES else ' + line'} | {r['leak']:.1%} | "
+              f"{r['inconclusive']:.1%} | {r['pass'] + r['plateau']:.1%} |")
+    print(f"\n### Issue 9: leak families by rate, share called leak ({n_rates} series per cell)\n")
+    print("| family | " + " | ".join(f"{r:g} MB/h" for r in ISSUE9_RATES) + " |")
+    print("|---|" + "---|" * len(ISSUE9_RATES))
+    for k, family in enumerate(synth.LEAK_FAMILIES):
+        row = [verdicts9(pool, family, rate, n_rates, 4_000_000 + 100_000 * k + 1_000 * j)["leak"]
+               for j, rate in enumerate(ISSUE9_RATES)]
+        print(f"| {family} | " + " | ".join(f"{v:.0%}" for v in row) + " |")
+
+
 def frontier_stats(job: tuple[str, float, int]) -> list[float]:
     """What each candidate decision needs, on memsoak's own analysis window of one series."""
     family, slope, seed = job
@@ -144,7 +192,16 @@ def main() -> int:
     parser.add_argument("--power", type=int, default=60, help="series per planted slope")
     parser.add_argument("--quick", action="store_true", help="60 clean / 30 per slope")
     parser.add_argument("--frontier", action="store_true", help="only the candidates' trade-off (1000/600 series)")
+    parser.add_argument("--issue9", action="store_true",
+                        help="only issue 9's tables (--clean per clean family, --power per leak family)")
+    parser.add_argument("--rates", type=int, default=40, help="series per cell of issue 9's rate table")
     args = parser.parse_args()
+    if args.issue9:
+        started = time.monotonic()
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            issue9(pool, args.clean, args.power, args.rates)
+        print(f"\n(bench took {time.monotonic() - started:.0f} s)")
+        return 0
     if args.frontier:
         with ProcessPoolExecutor(max_workers=2) as pool:
             frontier(pool, 1000, 600)

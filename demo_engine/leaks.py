@@ -5,13 +5,18 @@ and allocates on exactly ONE line of this file, marked `# leak-site: NAME`, so a
 names that file:line as the top growing site. `PlantedLeaks.describe()` reports those lines
 (found by their markers, never hard-coded) in GET /api/health, so tests and benchmarks can check
 attribution. The unit of one "op": session_state, fd and asyncio_task leak per session created;
-response_cache, score_history and native leak per message answered. The stores are module-level
+response_cache, score_history, native, lru_cache, logger, small_append, filling_cache and async_gen
+per message answered. `logger` allocates inside the standard library (logging), so its marked line
+is the engine's CALLING line, which tracemalloc names only with more than one frame (the report walks
+past standard-library frames to it); the others allocate on their marked line itself. The stores are module-level
 on purpose: that is what real leaks of this kind look like.
 """
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
+import logging
 import os
 import re
 from pathlib import Path
@@ -24,10 +29,21 @@ DEFAULT_BYTES: dict[str, int] = {
     "native": 1024 * 1024,
     "fd": 0,
     "asyncio_task": 4 * 1024,
+    "lru_cache": 1024,
+    "logger": 0,
+    "small_append": 96,
+    "filling_cache": 1024,
+    "async_gen": 4 * 1024,
 }
+# filling_cache: entries kept before the oldest is evicted. At 1 KiB per entry it holds ~100 MiB when
+# full, and it takes 100,000 messages to fill: ~13 minutes at ~128 messages/s (20 users, think
+# 0.05-0.2 s), about an hour at the demo defaults: still filling when a 5-minute run ends.
+FILLING_CACHE_ENTRIES = 100_000
 PER_OP: dict[str, str] = {
     "session_state": "session", "fd": "session", "asyncio_task": "session",
     "response_cache": "message", "score_history": "message", "native": "message",
+    "lru_cache": "message", "logger": "message", "small_append": "message",
+    "filling_cache": "message", "async_gen": "message",
 }
 
 # The leaked state. Nothing ever removes from these.
@@ -36,6 +52,9 @@ _RESPONSE_CACHE: dict[str, bytes] = {}
 _SCORE_HISTORY: list[bytes] = []
 _OPEN_FDS: list[int] = []
 _TASKS: set[asyncio.Task[None]] = set()
+_SMALL_LIST: list[bytes] = []
+_FILLING_CACHE: dict[str, bytes] = {}
+_STREAMS: list[object] = []      # async generators started and never finished nor closed
 
 
 def _native_allocator() -> tuple[Callable[[int], int | None], str]:
@@ -97,6 +116,51 @@ def leak_asyncio_task(nbytes: int) -> None:
     _TASKS.add(asyncio.get_running_loop().create_task(_wait_forever(b"t" * nbytes)))  # leak-site: asyncio_task
 
 
+@functools.lru_cache(maxsize=None)
+def _render_reply(cache_key: str, nbytes: int) -> bytes:
+    """A memoised renderer whose key includes the message id: every call is a miss, kept forever."""
+    return b"l" * nbytes  # leak-site: lru_cache
+
+
+def leak_lru_cache(cache_key: str, nbytes: int) -> None:
+    """An unbounded functools.lru_cache keyed per message."""
+    _render_reply(cache_key, nbytes)
+
+
+def leak_logger(message_id: str) -> None:
+    """A logger per message, each given a handler: logging's manager keeps every logger forever."""
+    logging.getLogger(f"demo_engine.message.{message_id}").addHandler(logging.NullHandler())  # leak-site: logger
+
+
+def leak_small_append(nbytes: int) -> None:
+    """A few bytes of bookkeeping per message appended to a module-level list (64-128 B)."""
+    _SMALL_LIST.append(b"a" * nbytes)  # leak-site: small_append
+
+
+def leak_filling_cache(cache_key: str, nbytes: int) -> None:
+    """A BOUNDED cache (FIFO eviction) sized so that it is still filling when a 5-minute run ends."""
+    _FILLING_CACHE[cache_key] = b"c" * nbytes  # leak-site: filling_cache
+    if len(_FILLING_CACHE) > FILLING_CACHE_ENTRIES:
+        del _FILLING_CACHE[next(iter(_FILLING_CACHE))]
+
+
+async def _stream_reply(nbytes: int):  # type: ignore[no-untyped-def]
+    buffer = bytearray(nbytes)  # leak-site: async_gen
+    yield len(buffer)
+    yield bytes(buffer)
+
+
+def leak_async_gen(nbytes: int) -> None:
+    """A streaming reply started (one step: its buffer allocated) and abandoned, never closed, but
+    still registered in a module-level list of open streams."""
+    stream = _stream_reply(nbytes)
+    try:
+        stream.asend(None).send(None)   # run to the first yield: the buffer now lives in its frame
+    except StopIteration:
+        pass
+    _STREAMS.append(stream)
+
+
 def _site_lines() -> dict[str, int]:
     pattern = re.compile(r"# leak-site: (\w+)$")
     lines = Path(__file__).read_text(encoding="utf-8").splitlines()
@@ -130,6 +194,16 @@ class PlantedLeaks:
             leak_score_history(self.sizes["score_history"])
         if "native" in self.sizes:
             leak_native(self.sizes["native"])
+        if "lru_cache" in self.sizes:
+            leak_lru_cache(f"{session_id}:{message_id}", self.sizes["lru_cache"])
+        if "logger" in self.sizes:
+            leak_logger(message_id)
+        if "small_append" in self.sizes:
+            leak_small_append(self.sizes["small_append"])
+        if "filling_cache" in self.sizes:
+            leak_filling_cache(f"{session_id}:{message_id}", self.sizes["filling_cache"])
+        if "async_gen" in self.sizes:
+            leak_async_gen(self.sizes["async_gen"])
         self._count("message")
 
     def _count(self, unit: str) -> None:

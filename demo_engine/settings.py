@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
+LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task",
+              "lru_cache", "logger", "small_append", "filling_cache", "async_gen")
 
 
 class SettingsError(ValueError):
@@ -191,8 +192,9 @@ def parse_leaks(spec: str) -> dict[str, int]:
         name = name.strip()
         if name not in LEAK_NAMES:
             raise SettingsError(f"DEMO_LEAKS: unknown leak {name!r}; choose from {', '.join(LEAK_NAMES)}")
-        if size.strip() and name == "fd":
-            raise SettingsError("DEMO_LEAKS: 'fd' leaks one descriptor per session and takes no size; "
-                                "write just 'fd'")
+        if size.strip() and name in ("fd", "logger"):
+            raise SettingsError(f"DEMO_LEAKS: {name!r} leaks one {'descriptor' if name == 'fd' else 'logger'} "
+                                f"per {'session' if name == 'fd' else 'message'} and takes no size; "
+                                f"write just {name!r}")
         sizes[name] = _parse_size(size.strip(), name) if size.strip() else DEFAULT_BYTES[name]
     return sizes

@@ -1,15 +1,18 @@
 """analyze(): one RunData in, one Report out.
 
-Each signal is cut at its warm-up end and tested on its own (trend.trend_test); a leak needs a
-significant, persistent trend above the signal's practical floor. The overall memory verdict is
+Each signal is cut at its warm-up end and tested on its own (trend.trend_test); a leak needs
+evidence of growth above the signal's practical floor, from any of three tests with Mann-Kendall
+agreeing (growth_evidence: the slope test on the levels, the increments' drift with Newey-West
+errors, the regression on cumulative operations), and no positive plateau finding; slowing growth
+without a plateau is `inconclusive` (exit 15) with the run length that would decide, never a pass.
+The tracemalloc sites are evidence of their own (fuse_sites). The overall memory verdict is
 a leak when any signal leaks, driven by the first leaking signal in DRIVER_ORDER (the Python heap
 first when tracing: RSS keeps freed memory in allocator arenas, the heap does not). A traced heap's
 leak also needs the tracemalloc diff's net growth over the window (when a diff brackets it) above
 heap_min_growth_mb: the series carries garbage that waits for a full collection, the diff's two
-ends carry alike. Counts of held resources (fds, threads, tasks), and RSS where its residuals are
-a near random walk, also leak on a drift test of their block-mean increments: a leak per session
-or message is a random walk with drift, which the slope test cannot tell from noise. Events then
-set the outcome: engine_lost > rss_limit > leak > pass.
+ends carry alike. A leak per session or message is a random walk with drift, which the slope
+test alone cannot tell from noise: hence the drift and per-operation tests. Events then set the
+outcome: engine_lost > rss_limit > leak > inconclusive > pass.
 """
 from __future__ import annotations
 
@@ -25,16 +28,15 @@ from . import evidence, outcome as outcomes
 from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
 from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
-from .rates import op_series, per_op_rates, project, which_action
+from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
 from .rundata import RunData
 from .settings import resolve
 from .steps import remove_snapshot_steps
-from .trend import Trend, block_means, trend_test
+from .trend import Drift, Trend, block_means, drift_hac, trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
 DRIFT_BLOCKS = 10    # block means for the drift test: 9 increments
-UNIT_ROOT_LAG1 = 0.99   # residual autocorrelation from which RSS gets the drift test too
 DRIFT_STEADY = 0.6      # the drift test calls only growth whose late half keeps this share of its pace
 DECELERATING = 0.5   # late-half slope below this share of the early half's: say so in the reason
 
@@ -48,9 +50,9 @@ class SignalSpec:
     floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
     min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
-    # When the drift test of block-mean increments may also call a leak (drift_p_value): "always"
-    # for counts of held resources, "unit_root" for RSS (only where the slope test's residuals
-    # are a near random walk and it has no power left), "never" elsewhere.
+    # Before issue 9 the drift test ran only for counts ("always") and RSS near a unit root
+    # ("unit_root"); every signal now gets the increments' drift test (growth_evidence). Kept as
+    # a description of the signal, unused by the verdict.
     drift_test: str = "never"
 
 
@@ -128,8 +130,115 @@ def _steady(trend: Trend) -> bool:
     return not (trend.early_slope_per_h > 0 and trend.late_slope_per_h < DRIFT_STEADY * trend.early_slope_per_h)
 
 
-def _drift_applies(spec: SignalSpec, lag1: float) -> bool:
-    return spec.drift_test == "always" or (spec.drift_test == "unit_root" and lag1 >= UNIT_ROOT_LAG1)
+def growth_evidence(trend: Trend, ops: OpsTrend | None, alpha: float) -> list[str]:
+    """Which tests find growth, each with Mann-Kendall on the block means agreeing (a monotone rise).
+
+    - the slope test on the levels (trend.trend_test: GLS or AR(1)-inflated OLS), which has the
+      power on stationary noise (AR(1), steps, saw-teeth) around a line;
+    - the drift of the increments with Newey-West errors (trend.drift_hac), the test of the leak's own
+      model, a random walk with drift, where the slope test loses its power;
+    - memory regressed on cumulative operations (rates.ops_trend): the same walk is a line in
+      operations, its residuals the noise.
+    """
+    found = []
+    monotone = trend.mk_p_value < alpha and trend.slope_per_h > 0
+    if trend.significant:
+        found.append(f"slope test ({trend.method})")
+    if monotone and trend.drift is not None and trend.drift.p_value < alpha and trend.drift.rate_per_h > 0:
+        found.append("drift of increments (Newey-West)")
+    if monotone and ops is not None and ops.p_value < alpha and ops.per_op > 0:
+        found.append(f"regression on cumulative {ops.op}")
+    return found
+
+
+STALL_SHARE = 0.5    # traffic below this share of its median pace (over STALL_SPAN samples) stalled
+STALL_SPAN = 10
+
+
+def stalled_increments(counts: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Per increment, whether the traffic had stalled for good: its pace (operations per interval,
+    averaged over STALL_SPAN intervals) below STALL_SHARE of the median pace from some point to
+    the end, from the total requests or else the first operation count; None without counts.
+    (Per interval, a 3-per-second tail at a 17-per-second median still has many intervals above a
+    quarter of the median, hence the average.)"""
+    name = "requests" if "requests" in counts else next(iter(counts), None)
+    if name is None:
+        return None
+    steps = np.diff(np.asarray(counts[name], float))
+    if len(steps) < STALL_SPAN:
+        return None
+    pace = np.convolve(steps, np.ones(STALL_SPAN) / STALL_SPAN, mode="same")
+    typical = float(np.median(pace))
+    if typical <= 0:
+        return None
+    # Only a stall that lasts to the end of the window (the load winding down, the final snapshot
+    # and diffs computed inside the engine): scattered slow spells of an overloaded engine are
+    # still the walk (masking them cost the drift test its power on real leaks).
+    active = np.nonzero(pace >= STALL_SHARE * typical)[0]
+    stalled = np.zeros(len(steps), bool)
+    if len(active):
+        stalled[active[-1] + 1:] = True
+    return stalled
+
+
+def late_drift(t: np.ndarray, y: np.ndarray, trend: Trend, ratio: float, alpha: float) -> Drift | None:
+    """The late half's increments when they still walk up significantly at >= `ratio` of the whole pace."""
+    half = len(y) // 2
+    if len(y) - half < 8 or trend.drift is None or trend.drift.rate_per_h <= 0:
+        return None
+    late = drift_hac(t[half:], y[half:])
+    if late.p_value < alpha and late.rate_per_h >= ratio * trend.drift.rate_per_h:
+        return late
+    return None
+
+
+SLOWING_Z = 1.645      # see slowing_increments: a one-sided 95% finding that the increments slowed
+SLOWING_SHARE = 0.7    # a steady leak's halves keep ~1.0 of the pace; a fill with tau ~ the window, 0.6
+
+
+def slowing_increments(t: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the increments themselves slowed: the late half's drift, SLOWING_Z standard errors
+    above its estimate, stays below SLOWING_SHARE of the early half's (the levels' halves must also
+    say so, _steady). A line under slow noise has
+    imprecise increments (the margin is wide: it keeps its leak call, as it did before issue 9); a
+    fill whose every step is positive has precise ones. (Half a standard error left 6% of 1.1 MB/h
+    AR(1) leaks inconclusive in 200 series; the levels' halves alone, 15-35%.)"""
+    half = len(y) // 2
+    if half < 8 or len(y) - half < 8:
+        return False
+    early, late = drift_hac(t[:half], y[:half]), drift_hac(t[half:], y[half:])
+    if early.rate_per_h <= 0 or not math.isfinite(late.se_per_h):
+        return False
+    return late.rate_per_h + SLOWING_Z * late.se_per_h < SLOWING_SHARE * early.rate_per_h
+
+
+DECIDE_FILL = math.log(8.0)   # see decide_length
+
+
+def decide_length(tw: np.ndarray, trend: Trend, cut_s: float) -> float:
+    """Seconds of run (from its start) after which a fill like this one would read as a plateau.
+
+    Read as an exponential approach, the late half's pace over the early half's gives the time
+    constant, tau = (window / 2) / ln(early / late); a window of 2 tau ln 8 (~4.2 tau) brings the late
+    half's pace below 1/8 of the early half's, clearly under plateau_ratio. At least twice the window.
+    """
+    span = float(tw[-1] - tw[0])
+    early, late = trend.early_slope_per_h, trend.late_slope_per_h
+    if early > 0 and 0 < late < early:
+        tau = (span / 2) / math.log(early / late)
+        need = max(2 * tau * DECIDE_FILL, 2 * span)
+    else:
+        need = 3 * span
+    return cut_s + need
+
+
+def _tests_text(trend: Trend, ops: OpsTrend | None) -> str:
+    parts = [f"slope p={trend.p_value:.2g}", f"Mann-Kendall p={trend.mk_p_value:.2g}"]
+    if trend.drift is not None:
+        parts.append(f"increments' drift p={trend.drift.p_value:.2g}, {trend.drift.share_up:.0%} up")
+    if ops is not None:
+        parts.append(f"per {ops.op.rstrip('s')} p={ops.p_value:.2g}")
+    return ", ".join(parts)
 
 
 def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
@@ -143,19 +252,21 @@ def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
 
 def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
              users: list[Any] | None = None, warmup_event_s: float | None = None,
-             snapshot_times: list[float] | None = None, net_heap: NetGrowth | None = None) -> SignalReport:
+             snapshot_times: list[float] | None = None, net_heap: NetGrowth | None = None,
+             counts: dict[str, np.ndarray] | None = None) -> SignalReport:
     """The verdict on one series alone: warm-up cut, trend test, plateau, practical floor."""
     return classify_window(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s,
-                           snapshot_times=snapshot_times, net_heap=net_heap)[0]
+                           snapshot_times=snapshot_times, net_heap=net_heap, counts=counts)[0]
 
 
 def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
                     users: list[Any] | None = None, warmup_event_s: float | None = None,
-                    snapshot_times: list[float] | None = None,
-                    net_heap: NetGrowth | None = None) -> tuple[SignalReport, np.ndarray, np.ndarray]:
+                    snapshot_times: list[float] | None = None, net_heap: NetGrowth | None = None,
+                    counts: dict[str, np.ndarray] | None = None) -> tuple[SignalReport, np.ndarray, np.ndarray]:
     """classify(), plus the indices of the analysed samples and their (step-corrected) values.
 
-    `net_heap` (traced heap only): the tracemalloc diffs' net growth, a second gate on a leak."""
+    `net_heap` (traced heap only): the tracemalloc diffs' net growth, a second gate on a leak.
+    `counts`: cumulative operation counts aligned with t, for the regression on operations."""
     cut = find_warmup(t, y, users, warmup_s=float(settings["warmup_s"]), event_s=warmup_event_s,
                       max_fraction=float(settings["warmup_max_fraction"]))
     window = t >= cut.end_s
@@ -203,46 +314,72 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
         elif not big_enough:
             small_text = f"{amount_text} below the floor {floor_text}"
         big_enough = big_enough and trend.growth >= min_growth
-    flattened = (trend.significant and not trend.persists) or (
-        trend.early_rise and trend.late_slope_per_h < float(settings["plateau_ratio"]) * trend.early_slope_per_h
-        and not (trend.significant and big_enough))
-    if flattened:
-        base.verdict, base.plateau_level = "plateau", trend.level_end
-        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
-                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level {_fmt(trend.level_end, spec.unit)}")
-    elif trend.significant and big_enough and net_gate is not None and net_gate.total_bytes < min_growth:
+    alpha = float(settings["alpha"])
+    ratio = float(settings["plateau_ratio"])
+    window_counts = {name: values[index] for name, values in (counts or {}).items()
+                     if len(values) == len(t) and np.ptp(values[index]) > 0}
+    ops = ops_trend(yw, window_counts) if window_counts else None
+    stalled = stalled_increments(window_counts)
+    if stalled is not None and stalled.any() and trend.drift is not None:
+        # Growth after the traffic stalled for good (the load stopping, a final snapshot or diff
+        # computed inside the engine) is not a step of the traffic's walk: the drift test leaves
+        # it out. A clean 5-minute run read +2.7 MB of heap there (drift p = 1e-5).
+        walk = np.concatenate([[yw[0]], yw[0] + np.cumsum(np.where(stalled, 0.0, np.diff(yw)))])
+        trend.drift = drift_hac(tw, walk)
+    evidence = growth_evidence(trend, ops, alpha)
+    base.evidence = ", ".join(evidence)
+    late_walk = late_drift(tw, yw, trend, ratio, alpha)
+    # A plateau is a positive finding: the late half significantly flatter (trend.persists false:
+    # its 95% bound below plateau_ratio of the whole slope on the Gaussian route) AND not still
+    # walking up at that share of the pace on the increments' own test.
+    plateau_found = not trend.persists and late_walk is None
+    decelerating = not _steady(trend) and slowing_increments(tw, yw)
+    tests_text = _tests_text(trend, ops)
+    if evidence and big_enough and net_gate is not None and net_gate.total_bytes < min_growth:
         # Between snapshots the traced heap also holds garbage waiting for a full collection (in a
         # quick run often only the snapshots trigger one), and removing the snapshot steps counts
         # what they collected as growth; the diff's two ends carry alike.
         base.verdict = "pass"
         base.reason = (f"significant but small: {net_gate.describe()}, below {spec.min_growth_mb}="
                        f"{min_growth / MB:.2f} MB, although the series read {amount_text} "
-                       f"(p={trend.p_value:.2g}): garbage between full collections, not live growth")
-    elif trend.significant and big_enough:
+                       f"({tests_text}): garbage between full collections, not live growth")
+        base.evidence = "tracemalloc net diff (live heap) below the floor"
+    elif evidence and big_enough and plateau_found:
+        base.verdict, base.plateau_level = "plateau", trend.level_end
+        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
+                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)} (significantly below "
+                       f"{ratio:g}x the whole slope); level {_fmt(trend.level_end, spec.unit)}")
+        base.evidence = "plateau: late half significantly flatter"
+    elif evidence and big_enough and decelerating:
+        need_s = decide_length(tw, trend, float(tw[0] - t[0]))
+        base.verdict = "inconclusive"
+        base.decide_after_s = need_s
+        base.reason = (f"{amount_text} ({tests_text}) above the floor {floor_text}, but slowing "
+                       f"(late half {_per_h(trend.late_slope_per_h, spec.unit)} vs early half "
+                       f"{_per_h(trend.early_slope_per_h, spec.unit)}) without a plateau yet: a bounded "
+                       f"structure still filling or a leak; a run of about {need_s / 60:.0f} minutes would "
+                       "tell (or compare against a known-good run)")
+    elif evidence and big_enough:
         base.verdict = "leak"
-        base.reason = (f"{amount_text} (p={trend.p_value:.2g}, Mann-Kendall p={trend.mk_p_value:.2g}) "
-                       f"above the floor {floor_text}")
+        base.reason = f"{amount_text} ({tests_text}) above the floor {floor_text}; evidence: {base.evidence}"
         if net_gate is not None:
             base.reason += f"; {net_gate.describe()} confirms it"
-        if trend.early_slope_per_h > 0 and trend.late_slope_per_h < DECELERATING * trend.early_slope_per_h:
-            # Not a plateau yet (that would cost power on real leaks), but worth saying.
-            base.reason += (f"; growth slowed in the late half ({_per_h(trend.late_slope_per_h, spec.unit)} vs "
-                            f"{_per_h(trend.early_slope_per_h, spec.unit)}): a bounded structure still filling? "
-                            "run longer or compare against a known-good run")
-    elif (_drift_applies(spec, trend.lag1) and big_enough and trend.persists and trend.mk_p_value < float(settings["alpha"])
-          and _steady(trend) and (drift_p := drift_p_value(tw, yw)) < float(settings["alpha"])):
-        base.verdict = "leak"
-        base.reason = (f"{amount_text} in steady increments (block-mean increments p={drift_p:.2g}, "
-                       f"Mann-Kendall p={trend.mk_p_value:.2g}) above the floor {floor_text}; growth per "
-                       f"operation walks like a random walk, which the slope test (p={trend.p_value:.2g}, residual "
-                       f"autocorrelation {trend.lag1:.3f}) cannot tell from noise")
-    elif trend.significant:
+        if not trend.persists:
+            base.reason += (f"; the late half looked flatter ({_per_h(trend.late_slope_per_h, spec.unit)}) but its "
+                            f"increments still walk up at {_per_h(late_walk.rate_per_h, spec.unit)} "
+                            f"(p={late_walk.p_value:.2g}): no plateau" if late_walk is not None else "")
+    elif (trend.early_rise and trend.late_slope_per_h < ratio * trend.early_slope_per_h
+          and late_walk is None):
+        base.verdict, base.plateau_level = "plateau", trend.level_end
+        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
+                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level "
+                       f"{_fmt(trend.level_end, spec.unit)}" + ("" if big_enough else f" ({small_text})"))
+    elif evidence:
         base.verdict = "pass"
-        base.reason = f"significant but small: {small_text}"
+        base.reason = f"significant but small: {small_text} ({tests_text})"
     else:
         base.verdict = "pass"
-        base.reason = (f"no significant growth ({amount_text}, p={trend.p_value:.2g}, "
-                       f"Mann-Kendall p={trend.mk_p_value:.2g})")
+        base.reason = (f"growth not significant on any test ({amount_text}; {tests_text})")
     if cut.method == "change_point" and base.verdict == "pass":
         base.plateau_level = float(np.mean(yw[-max(1, len(yw) // 10):]))
         base.reason += f"; settled at {_fmt(base.plateau_level, spec.unit)} after the warm-up"
@@ -272,8 +409,9 @@ def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarr
     t = t_all[keep]
     y = np.array([float(row[spec.field]) for row, k in zip(rows, keep) if k])
     users = [row.get("users") for row, k in zip(rows, keep) if k]
+    kept_counts = {name: values[keep] for name, values in counts_all.items()}
     base, index, yw = classify_window(spec, t, y, settings, users=users, warmup_event_s=warmup_event_s,
-                                      snapshot_times=snapshot_times, net_heap=net_heap)
+                                      snapshot_times=snapshot_times, net_heap=net_heap, counts=kept_counts)
     if base.trend is None:
         return base
     counts = {name: values[keep][index] for name, values in counts_all.items()
@@ -286,6 +424,54 @@ def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarr
         base.projection = project(base.trend.slope_per_h, base.per_op, settings,
                                   level_now=float(yw[-1]), limit=limit or None)
     return base
+
+
+SITE_SHARE = 0.5   # consistent sites must explain this share of the heap's growth to call it
+
+
+def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth | None,
+               settings: dict[str, Any]) -> None:
+    """The tracemalloc diffs as evidence of their own: sites that grew in every interval (at least
+    two), together above heap_min_growth_mb and explaining at least SITE_SHARE of the heap's growth
+    (the series' over the window, and the diffs' net growth when known), make the traced heap a leak
+    whatever the series' p-values. A positive plateau finding or the diff gate still wins."""
+    if heap is None or heap.unit != "bytes" or heap.trend is None or heap.verdict in ("leak", "plateau"):
+        return
+    if heap.evidence.startswith("tracemalloc net diff"):
+        return
+    consistent = [s for s in sites if s.consistent and s.growth > 0]
+    if not consistent:
+        return
+    grown = sum(s.growth for s in consistent)
+    floor = float(settings["heap_min_growth_mb"]) * MB
+    series = heap.trend.growth
+    net = net_heap.total_bytes if net_heap is not None else series
+    if grown < floor or series < floor or net < floor or grown < SITE_SHARE * min(series, net):
+        return
+    names = ", ".join((s.engine_frame or s.key) for s in consistent[:3])
+    was = heap.verdict
+    heap.verdict = "leak"
+    heap.evidence = (f"tracemalloc sites growing in every interval ({len(consistent)}: {names}); "
+                     + (heap.evidence or "no series test below alpha"))
+    heap.reason = (f"{len(consistent)} tracemalloc site(s) grew in every one of {consistent[0].intervals} intervals, "
+                   f"{grown / MB:.2f} MB together, explaining the heap's growth ({series / MB:.2f} MB over the "
+                   f"window, net diff {net / MB:.2f} MB); top {names}. The series alone said {was}: {heap.reason}")
+
+
+def diagnosis(rss: SignalReport | None, heap: SignalReport | None, settings: dict[str, Any]) -> list[str]:
+    """Notes that agree with the per-signal verdicts (never "the heap does not grow" when it grew)."""
+    notes = []
+    if rss is None or heap is None or rss.verdict != "leak" or heap.verdict == "leak":
+        return notes
+    floor = float(settings["heap_min_growth_mb"]) * MB if heap.unit == "bytes" else None
+    grew = heap.trend.growth if heap.trend is not None else 0.0
+    if heap.unit == "bytes" and floor is not None and grew < floor:
+        notes.append(f"RSS grows while the Python heap does not ({grew / MB:+.2f} MB over its window, below "
+                     f"{floor / MB:.2f} MB): native memory (C extensions) or allocator retention; see memray if it ran")
+    elif heap.unit == "bytes":
+        notes.append(f"RSS leaks; the Python heap grew {grew / MB:+.2f} MB over its window too (heap verdict "
+                     f"{heap.verdict}): look at the tracemalloc sites first, then native memory")
+    return notes
 
 
 def _events(run: RunData) -> dict[str, Any]:
@@ -329,15 +515,16 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all, snapshot_times,
                                           net_heap) for spec in specs) if s is not None]
     by_name = {s.name: s for s in signals}
+    sites = rank_sites(run.diffs, int(values["top_n"]))
+    fuse_sites(by_name.get("heap"), sites, net_heap, values)
     leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]
     driver = leaking[0].name if leaking else None
+    undecided = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "inconclusive"]
     notes = []
     if run.skipped_lines:
         notes.append(f"{run.skipped_lines} unreadable line(s) in series.jsonl skipped (a killed writer)")
     rss, heap_report = by_name.get("rss"), by_name.get("heap")
-    if rss and heap_report and rss.verdict == "leak" and heap_report.verdict != "leak":
-        notes.append("RSS grows while the Python heap does not: native memory (C extensions) or "
-                     "allocator retention; see memray if it ran")
+    notes += diagnosis(rss, heap_report, values)
     if heap_report and heap_report.unit == "bytes" and rss:
         notes.append("tracemalloc was on: its own tables (~50 B per live block) count in RSS")
     rss_values = [(t, float(row["rss_bytes"])) for t, row in zip(t_all, rows) if row.get("rss_bytes") is not None]
@@ -348,20 +535,20 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     rss_over = limit_bytes > 0 and any(v > limit_bytes for _, v in rss_values) and "rss_limit" not in events
     if rss_over:
         notes.append(f"RSS exceeded rss_limit_mb={values['rss_limit_mb']:g} in the recorded samples")
-    result = outcomes.decide(engine_lost="engine_lost" in events,
-                             rss_limit="rss_limit" in events or rss_over, leak=driver is not None)
+    result = outcomes.decide(engine_lost="engine_lost" in events, rss_limit="rss_limit" in events or rss_over,
+                             leak=driver is not None, inconclusive=bool(undecided))
     run_id = str(run.run_json.get("run_id") or run.run_dir.name)
-    headline = _headline(result, driver, by_name, events)
+    headline = _headline(result, driver, by_name, events, undecided)
     seqs = [row.get("seq") for row in rows if row.get("seq") is not None]
     report = Report(
         run_id=run_id, run_dir=str(run.run_dir),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         settings=values, outcome=result, exit_code=outcomes.exit_code(result),
-        verdict="leak" if driver else "pass", driver=driver, headline=headline,
+        verdict="leak" if driver else ("inconclusive" if undecided else "pass"), driver=driver, headline=headline,
         duration_s=float(np.nanmax(t_all) - np.nanmin(t_all)) if len(t_all) else 0.0,
         samples=len(rows), first_seq=seqs[0] if seqs else None, last_seq=seqs[-1] if seqs else None,
         signals=signals, legacy=legacy, events=events, requests=_requests(run),
-        sites=rank_sites(run.diffs, int(values["top_n"])),
+        sites=sites,
         types=rank_types(run.type_diffs, int(values["top_n"])),
         resources=resource_growth(rows, int(values["top_n"])),
         memray_files=run.memray_files,
@@ -374,7 +561,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
 
 
 def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],
-              events: dict[str, Any]) -> str:
+              events: dict[str, Any], undecided: list[SignalReport] | None = None) -> str:
     if result == "engine_lost":
         lost = events.get("engine_lost", {})
         err = f": {lost['error']}" if lost.get("error") else ""
@@ -384,6 +571,9 @@ def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],
         return "RSS LIMIT: the engine's RSS passed the limit and the test was stopped"
     if driver:
         sig = by_name[driver]
-        return f"LEAK in {sig.label}: {sig.reason}"
+        return f"LEAK in {sig.label} (driven by {sig.evidence or 'the series'}): {sig.reason}"
+    if undecided:
+        sig = undecided[0]
+        return f"INCONCLUSIVE in {sig.label}: {sig.reason}"
     plateaus = [s.label for s in by_name.values() if s.verdict == "plateau"]
     return "PASS: no signal leaks" + (f" (plateau: {', '.join(plateaus)})" if plateaus else "")

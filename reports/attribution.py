@@ -63,28 +63,51 @@ def chain(diffs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, 
     return best, widest
 
 
+def _is_library(frame: str) -> bool:
+    return any(m in frame for m in LIBRARY_MARKERS)
+
+
 def rank_sites(diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
+    """Sites ranked by consistency across intervals, then growth.
+
+    A site whose innermost frame is in the standard library or an installed package (logging,
+    functools, json, a driver) is counted under the engine's calling line when its traceback
+    reaches one (tracemalloc with more than one frame): that is the line a developer fixes, and the
+    many library lines one engine call allocates on add up there. Its traceback still shows the
+    library frames first.
+    """
     intervals, widest = chain(diffs)
     if len(intervals) < 2 and widest is not None:
         intervals = [widest]
     table: dict[str, Suspect] = {}
     for diff in intervals:
         seen: set[str] = set()
+        grouped: dict[str, list[Any]] = {}   # key -> [size_diff, count_diff, traceback, best size_diff]
         for site in list(diff.get("by_size") or []) + list(diff.get("by_count") or []):
             file = str(site.get("file", "?"))
             if _is_hook(file):
                 continue
-            key = f"{file}:{site.get('line', 0)}"
-            if key in seen:
+            line_key = f"{file}:{site.get('line', 0)}"
+            if line_key in seen:
                 continue
-            seen.add(key)
+            seen.add(line_key)
+            frames = [str(f) for f in site.get("traceback") or [] if not _is_hook(str(f))] or [line_key]
+            caller = engine_frame(frames)
+            key = caller if _is_library(line_key) and caller else line_key
+            size = float(site.get("size_diff") or 0)
+            entry = grouped.setdefault(key, [0.0, 0.0, frames, -float("inf")])
+            entry[0] += size
+            entry[1] += float(site.get("count_diff") or 0)
+            if size > entry[3]:
+                entry[2], entry[3] = frames, size
+        for key, (size, count, frames, _best) in grouped.items():
             entry = table.setdefault(key, Suspect(key, 0.0, 0.0, 0, len(intervals), False))
-            entry.growth += float(site.get("size_diff") or 0)
-            entry.count_growth += float(site.get("count_diff") or 0)
-            entry.intervals_grown += 1 if float(site.get("size_diff") or 0) > 0 else 0
+            entry.growth += size
+            entry.count_growth += count
+            entry.intervals_grown += 1 if size > 0 else 0
             if not entry.traceback:
-                entry.traceback = [str(f) for f in site.get("traceback") or [] if not _is_hook(str(f))]
-                entry.engine_frame = engine_frame(entry.traceback or [key])
+                entry.traceback = frames
+                entry.engine_frame = engine_frame(frames)
     for entry in table.values():
         entry.consistent = entry.intervals >= 2 and entry.intervals_grown == entry.intervals
     ranked = sorted(table.values(),

@@ -4,7 +4,9 @@ Comparing against a known-good build beat trend tests alone in aging studies (Ma
 SRDS 2014). For each signal both runs have, the difference of Theil-Sen slopes gets a 95%
 interval from the two bootstrap intervals (normal approximation, runs independent). A regression
 is a signal that leaks in the candidate and either passes in the base or grows significantly
-faster than in it, or a memory signal whose candidate trend is significant and grows faster than
+faster than in it (the single-run verdict's tests: slope, increments' drift, regression on operations,
+tracemalloc sites; an `inconclusive` candidate counts when it also grows significantly faster than
+a base that neither leaks nor is inconclusive), or a memory signal whose candidate trend is significant and grows faster than
 the base by at least `min_rate_mb_per_hour` (95% interval of the difference above 0), even when the
 single-run floors let it pass; memory is also compared per operation when both runs measured it.
 """
@@ -72,6 +74,11 @@ def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) 
         delta.regression, delta.reason = True, f"leaks in the candidate ({cand.reason}), not in the base"
     elif cand.verdict == "leak" and faster:
         delta.regression, delta.reason = True, "leaks in both, significantly faster in the candidate"
+    elif cand.verdict == "inconclusive" and base.verdict not in ("leak", "inconclusive") and faster:
+        # Too short to tell a fill from a leak alone; against a known-good run that does not grow
+        # like it, the growth is the candidate's own.
+        delta.regression, delta.reason = True, (f"grows beyond the floors and significantly faster than "
+                                                f"the base, which does not ({cand.reason})")
     elif cand.unit == "bytes" and ct.significant and faster and diff >= min_rate_bytes_per_h:
         # Against a known-good run, growth too small for a single-run verdict (a short run's floors)
         # still counts when it is significantly faster than the base by a practical margin.

@@ -17,7 +17,7 @@ class SignalReport:
     label: str
     unit: str                  # bytes | blocks | count
     source: str                # the row field it was read from
-    verdict: str               # leak | plateau | pass | insufficient
+    verdict: str               # leak | inconclusive | plateau | pass | insufficient
     reason: str
     samples: int
     warmup: WarmupCut
@@ -32,6 +32,8 @@ class SignalReport:
     per_op: list[OpRate] = field(default_factory=list)
     attribution: Attribution | None = None
     projection: Projection | None = None
+    evidence: str = ""         # which evidence drove the verdict (tests, sites, plateau)
+    decide_after_s: float | None = None   # inconclusive: run length (s from start) that would decide
 
 
 @dataclass

@@ -12,7 +12,7 @@ RSS_LIMIT = "rss_limit"
 ENGINE_LOST = "engine_lost"
 BAD_CONFIG = "bad_config"
 REGRESSION = "regression"
-# 15 is kept for the verdict's `inconclusive` outcome.
+INCONCLUSIVE = "inconclusive"              # growth beyond the floors; too short a run to tell a filling cache from a leak
 INVALID_LOAD = "invalid_load"              # failure ratio above --max-failure-ratio, or no success
 INTERRUPTED = "interrupted"                # SIGINT/SIGTERM before the planned end
 INSUFFICIENT = "insufficient_evidence"     # too few samples for any signal to have a verdict
@@ -25,6 +25,7 @@ EXIT_CODES: dict[str, int] = {
     ENGINE_LOST: 12,
     BAD_CONFIG: 13,
     REGRESSION: 14,
+    INCONCLUSIVE: 15,
     INVALID_LOAD: 16,
     INTERRUPTED: 17,
     INSUFFICIENT: 18,
@@ -44,7 +45,7 @@ LOCUST_CODES: dict[int, str] = {
 # proven leak wins over every reason the run is not otherwise evidence (the growth was measured);
 # then what invalidates the measurement, then the load, then the run's length.
 PRECEDENCE: tuple[str, ...] = (BAD_CONFIG, ENGINE_LOST, RSS_LIMIT, LEAK, MEASUREMENT_FAILED, INVALID_LOAD,
-                               INTERRUPTED, INSUFFICIENT, PASS)
+                               INTERRUPTED, INCONCLUSIVE, INSUFFICIENT, PASS)
 
 TITLES: dict[str, str] = {
     PASS: "PASS",
@@ -55,6 +56,7 @@ TITLES: dict[str, str] = {
     REGRESSION: "REGRESSION",
     INVALID_LOAD: "INVALID LOAD",
     INTERRUPTED: "INTERRUPTED",
+    INCONCLUSIVE: "INCONCLUSIVE",
     INSUFFICIENT: "INSUFFICIENT EVIDENCE",
     MEASUREMENT_FAILED: "MEASUREMENT FAILED",
 }

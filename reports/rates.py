@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-from .trend import ols_ar1, persistence
+from .trend import ols_ar1, persistence, slope_test
 
 # Belsley's rule of thumb: a condition number of the scaled design above 30 means the
 # coefficients trade off against each other. (VIFs are reported too, but cumulative counts always
@@ -90,6 +90,38 @@ def per_op_rates(y: np.ndarray, counts: dict[str, np.ndarray]) -> list[OpRate]:
         low, high = fit.ci()
         rates.append(OpRate(name, fit.slope, low, high, fit.p_increasing, float(np.ptp(x))))
     return rates
+
+
+# Counts a leak may follow, in the order tried; each test costs a Bonferroni factor.
+LEAK_OPS = ("messages", "sessions_created", "requests")
+
+
+@dataclass
+class OpsTrend:
+    op: str
+    per_op: float        # signal units per operation
+    p_value: float       # one-sided, Bonferroni-corrected over the counts tried
+    method: str
+
+
+def ops_trend(y: np.ndarray, counts: dict[str, np.ndarray]) -> OpsTrend | None:
+    """Memory regressed on cumulative operations, its residuals as the noise.
+
+    A leak that follows traffic is a random walk with drift in time (random traffic), but a straight
+    line in cumulative operations: regressed on them, its residuals are the measurement noise, not
+    the walk, and the slope test (trend.slope_test: GLS where the noise looks Gaussian) keeps its
+    power. On a clean series the counts grow like time and the test behaves like the time one.
+    """
+    tried = [(name, counts[name]) for name in LEAK_OPS if name in counts and np.ptp(counts[name]) > 0]
+    best: OpsTrend | None = None
+    for name, x in tried:
+        fit, method, _ = slope_test(np.asarray(x, float), np.asarray(y, float))
+        if not math.isfinite(fit.se):
+            continue
+        p = min(1.0, fit.p_increasing * len(tried))
+        if best is None or p < best.p_value:
+            best = OpsTrend(name, fit.slope, p, method)
+    return best
 
 
 # When two actions move together (a user class that creates and ends sessions in lockstep), the

@@ -30,7 +30,8 @@ def render_junit(report: Report) -> str:
             details += f"; failures: {failures}"
         cases.append((name, f"{title(outcome)}: {reason}" if reason else None, details))
     for sig in report.signals:
-        failed = f"{sig.label}: {sig.reason}" if sig.verdict == "leak" else None
+        # An inconclusive signal gates like a leak (exit 15): the run could not show it is bounded.
+        failed = f"{sig.label} ({sig.verdict}): {sig.reason}" if sig.verdict in ("leak", "inconclusive") else None
         cases.append((f"signal.{sig.name}", failed, f"{sig.verdict}: {sig.reason}"))
     if report.legacy:
         leg = report.legacy
@@ -41,8 +42,11 @@ def render_junit(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname="memsoak", name=name, time="0")
         if failure:
             failures += 1
-            node = ET.SubElement(case, "failure", message=failure,
-                                 type="leak" if name.startswith("signal.") else name.split(".")[-1])
+            if name.startswith("signal."):
+                kind = "inconclusive" if "(inconclusive)" in failure.split(":", 1)[0] else "leak"
+            else:
+                kind = name.split(".")[-1]
+            node = ET.SubElement(case, "failure", message=failure, type=kind)
             node.text = details
         else:
             ET.SubElement(case, "system-out").text = details

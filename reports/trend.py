@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 import pymannkendall
+import statsmodels.api as sm
 from scipy import stats
 
 MAX_BLOCKS = 48      # block means for Mann-Kendall and Theil-Sen: cheap and less autocorrelated
@@ -257,7 +258,7 @@ class Trend:
     mk_p_value: float           # Hamed-Rao Mann-Kendall on block means, one-sided
     lag1: float
     n_eff: float
-    late_slope_per_h: float     # OLS slope of the late half
+    late_slope_per_h: float     # slope of the late half (the slope test's route)
     early_slope_per_h: float    # OLS slope of the early half
     early_rise: bool            # a monotone rise (Mann-Kendall) led by the early half
     significant: bool           # both tests below alpha
@@ -266,6 +267,8 @@ class Trend:
     growth: float               # Theil-Sen slope x window length
     method: str = "ols_ar1"     # the slope test: gls_ar1 | ols_ar1 | ols_ar1_shifted
     innovation_kurtosis: float = math.nan   # excess kurtosis of the AR(1) innovations (route to GLS)
+    late_se_per_h: float = math.inf   # the late half's slope standard error (same route)
+    drift: "Drift | None" = None      # the increments' drift test (the leak's own model)
 
 
 def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: float,
@@ -307,6 +310,7 @@ def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: floa
     late_high = late.slope + persist_z * late.se if math.isfinite(late.se) else late.slope
     persists = late_high >= plateau_ratio * fit.slope
     span = float(t_h[-1] - t_h[0]) if n else 0.0
+    drift = drift_hac(np.asarray(t_s, float), y)
     return Trend(
         n=n, slope_per_h=sen, ci_low_per_h=low, ci_high_per_h=high,
         ols_slope_per_h=fit.slope, p_value=fit.p_increasing, mk_p_value=mk_p,
@@ -315,4 +319,72 @@ def trend_test(t_s: np.ndarray, y: np.ndarray, alpha: float, plateau_ratio: floa
         significant=bool(significant), persists=bool(persists),
         level_end=float(by[-1]) if len(by) else 0.0, growth=sen * span,
         method=method, innovation_kurtosis=kurtosis,
+        late_se_per_h=float(late.se), drift=drift,
     )
+
+
+@dataclass
+class Drift:
+    """The mean pace of the increments, tested with Newey-West (HAC) errors."""
+    rate_per_h: float       # y units per hour: sum of increments / elapsed time
+    se_per_h: float
+    p_value: float          # one-sided (increasing)
+    share_up: float         # share of the increments that are positive
+    lags: int               # Newey-West truncation lag
+
+
+def newey_west_lags(n: int) -> int:
+    """Newey and West's (1994) automatic rule, floor(4 (n/100)^(2/9))."""
+    return max(1, int(4 * (n / 100.0) ** (2.0 / 9.0)))
+
+
+def drift_hac(t_s: np.ndarray, y: np.ndarray) -> Drift:
+    """drift_at() on the samples and on MAX_BLOCKS block means, the smaller p-value Bonferroni-
+    corrected (x2): block means average white measurement noise away, which at the sample scale
+    swamps a slow leak's increments; the samples keep a fast leak's every step."""
+    t_s = np.asarray(t_s, float)
+    y = np.asarray(y, float)
+    fine = drift_at(t_s, y)
+    if len(y) <= 2 * MAX_BLOCKS:
+        return fine
+    coarse = drift_at(*block_means(t_s, y))
+    best = min((fine, coarse), key=lambda d: d.p_value)
+    return Drift(best.rate_per_h, best.se_per_h, min(1.0, 2 * best.p_value), best.share_up, best.lags)
+
+
+def drift_at(t_s: np.ndarray, y: np.ndarray) -> Drift:
+    """Does the series walk upwards? The mean of its increments, with a heteroskedasticity-and-
+    autocorrelation-consistent (Newey-West, Bartlett kernel) standard error.
+
+    Memory that follows cumulative operations under random traffic is a random walk with drift:
+    its increments are (nearly) independent with a positive mean, which this tests exactly, where a
+    slope test on the levels sees the walk's wander as slow noise and loses its power. On a
+    stationary series (noise, steps, saw-teeth, a settled cache) the increments telescope: their sum
+    is the difference of two levels and their long-run variance is ~0, so the test is conservative.
+    Increments across gaps (samples left out around snapshots, a stalled sampler: longer than 1.5x
+    the median step) are dropped: what happened in a gap is not a step of the walk.
+    """
+    t_s = np.asarray(t_s, float)
+    y = np.asarray(y, float)
+    dy, dt = np.diff(y), np.diff(t_s)
+    keep = np.isfinite(dy) & np.isfinite(dt) & (dt > 0)
+    if keep.any():
+        keep &= dt <= 1.5 * float(np.median(dt[keep]))
+    dy, dt = dy[keep], dt[keep]
+    n = len(dy)
+    if n < 8:
+        return Drift(0.0, math.inf, 1.0, 0.0, 0)
+    share_up = float(np.mean(dy > 0))
+    step = float(np.mean(dt))
+    rate = float(np.mean(dy)) / step
+    lags = newey_west_lags(n)
+    if float(np.ptp(dy)) == 0.0:
+        return Drift(rate * 3600.0, 0.0, 0.0 if rate > 0 else 1.0, share_up, lags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sm.OLS(dy, np.ones((n, 1))).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+    se = float(fit.bse[0]) / step
+    if not math.isfinite(se) or se <= 0:
+        return Drift(rate * 3600.0, 0.0, 0.0 if rate > 0 else 1.0, share_up, lags)
+    p = float(stats.t.sf(rate / se, n - 1))
+    return Drift(rate * 3600.0, se * 3600.0, p, share_up, lags)

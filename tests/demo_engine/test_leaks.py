@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tracemalloc
 from pathlib import Path
@@ -24,6 +25,12 @@ def clean_leaks() -> Iterator[None]:
         os.close(fd)
     leaks._OPEN_FDS.clear()
     leaks._TASKS.clear()
+    leaks._SMALL_LIST.clear()
+    leaks._FILLING_CACHE.clear()
+    leaks._STREAMS.clear()
+    leaks._render_reply.cache_clear()
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("demo_engine.message.")]:
+        del logging.root.manager.loggerDict[name]
 
 
 def test_every_leak_has_one_marked_site_line() -> None:
@@ -34,7 +41,9 @@ def test_every_leak_has_one_marked_site_line() -> None:
 
 
 @pytest.mark.parametrize("name, per", [("session_state", "session"), ("response_cache", "message"),
-                                       ("score_history", "message")])
+                                       ("score_history", "message"), ("lru_cache", "message"),
+                                       ("small_append", "message"), ("filling_cache", "message"),
+                                       ("async_gen", "message")])
 def test_python_leaks_are_the_top_tracemalloc_site(clean_leaks: None, name: str, per: str) -> None:
     planted = leaks.PlantedLeaks({name: 32 * 1024})
     tracemalloc.start(1)
@@ -104,3 +113,50 @@ def test_native_leak_is_named_by_memray_at_its_site(tmp_path: Path) -> None:
     assert len(big) == 1 and big[0].n_allocations == 3
     function, filename, line = big[0].stack_trace()[0]
     assert (function, filename, line) == ("leak_native", leaks.__file__, leaks.SITE_LINES["native"])
+
+
+def test_logger_leak_is_named_at_the_engine_line_behind_logging(clean_leaks: None) -> None:
+    """logging allocates the logger; the innermost frame outside the stdlib is the marked line."""
+    from reports.attribution import engine_frame
+
+    planted = leaks.PlantedLeaks({"logger": 0})
+    tracemalloc.start(16)
+    try:
+        before = tracemalloc.take_snapshot()
+        for index in range(200):
+            planted.on_message("s", f"m{index}")
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    growth = [stat for stat in after.compare_to(before, "traceback") if stat.size_diff > 0]
+    inside = [stat for stat in growth if stat.traceback[-1].filename.endswith("logging/__init__.py")]
+    assert sum(stat.size_diff for stat in inside) > 200 * 500   # the loggers and handlers themselves
+    callers = {engine_frame([f"{f.filename}:{f.lineno}" for f in reversed(stat.traceback)]) for stat in inside}
+    assert callers == {f"{leaks.__file__}:{leaks.SITE_LINES['logger']}"}
+    kept = [n for n in logging.root.manager.loggerDict if n.startswith("demo_engine.message.")]
+    assert len(kept) == 200 and planted.describe()["logger"]["ops"] == 200
+
+
+def test_filling_cache_is_bounded(clean_leaks: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(leaks, "FILLING_CACHE_ENTRIES", 50)
+    planted = leaks.PlantedLeaks({"filling_cache": 16})
+    for index in range(120):
+        planted.on_message("s", f"m{index}")
+    assert len(leaks._FILLING_CACHE) == 50 and "s:m119" in leaks._FILLING_CACHE and "s:m0" not in leaks._FILLING_CACHE
+
+
+def test_async_gen_leak_keeps_suspended_generators_with_their_buffers(clean_leaks: None) -> None:
+    planted = leaks.PlantedLeaks({"async_gen": 2048})
+    for index in range(3):
+        planted.on_message("s", f"m{index}")
+    assert len(leaks._STREAMS) == 3
+    for stream in leaks._STREAMS:
+        assert stream.ag_frame is not None and len(stream.ag_frame.f_locals["buffer"]) == 2048
+
+
+def test_lru_cache_leak_misses_on_every_message(clean_leaks: None) -> None:
+    planted = leaks.PlantedLeaks({"lru_cache": 64})
+    for index in range(10):
+        planted.on_message("s", f"m{index}")
+    info = leaks._render_reply.cache_info()
+    assert info.misses == 10 and info.hits == 0 and info.currsize == 10

@@ -17,6 +17,16 @@ FAMILIES = ("white", "ar1", "steps", "sawtooth", "plateau")
 # Beyond the issue's five: the bounded cache under AR(1) noise instead of white noise, where the
 # noise hides how much of the fill is left after the warm-up cut (measured in the bench only).
 EXTRA_FAMILIES = ("plateau_ar1",)
+# Issue 9's clean families: a container that resizes in power-of-two steps up to its bound, then
+# holds (a bounded dict or list: 0.5, 1, 2, 4 MB tables), under AR(1) noise.
+CLEAN_STAIRS = ("stairs_bounded",)
+# Issue 9's leak families: growth that follows random traffic (a random walk with drift) under three
+# noises, and a leak held in a container that resizes in power-of-two steps.
+#   rw_white: per-5 s traffic gamma-distributed (shape 2) around its mean, white noise sd 0.5 MB;
+#   rw_ar1:   the same walk under the AR(1) noise (phi 0.99, innovations 0.15 MB);
+#   rw_bursty: bursty traffic (gamma shape 0.2, most intervals nearly idle) and little noise (0.05 MB);
+#   stairs:   half the growth in the items, half in a pointer table doubling when full, white noise.
+LEAK_FAMILIES = ("rw_white", "rw_ar1", "rw_bursty", "stairs")
 
 
 def ar1(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
@@ -46,9 +56,36 @@ def clean(family: str, rng: np.random.Generator, t_s: np.ndarray) -> np.ndarray:
         noise = 60.0 * (1 - np.exp(-t_s / 600.0)) + rng.normal(0, 0.5, n)
     elif family == "plateau_ar1":
         noise = 60.0 * (1 - np.exp(-t_s / 600.0)) + ar1(rng, n, 0.99, 0.15)
+    elif family == "stairs_bounded":
+        # Items arrive at a random pace until the bound (8 MB of table at ~40 min), the table
+        # doubling 0.5 -> 1 -> 2 -> 4 -> 8 MB when full; then it holds.
+        items = np.minimum(np.cumsum(rng.gamma(2.0, 0.5, n)) / n * 6.0, 1.0)   # share of the bound
+        table = np.where(items > 0, 8.0 * 2.0 ** np.ceil(np.log2(np.maximum(items, 1 / 16))), 0.0)
+        noise = table + ar1(rng, n, 0.99, 0.15)
     else:
         raise ValueError(family)
     return 200.0 + noise
+
+
+def leaky(family: str, rng: np.random.Generator, t_s: np.ndarray, rate_mb_h: float) -> np.ndarray:
+    """A leak family of issue 9 (LEAK_FAMILIES) at a mean rate, in MB around 200 MB."""
+    n = len(t_s)
+    dt_h = float(t_s[1] - t_s[0]) / 3600.0 if n > 1 else 0.0
+    shape = {"rw_white": 2.0, "rw_ar1": 2.0, "rw_bursty": 0.2, "stairs": 2.0}[family]
+    traffic = rng.gamma(shape, 1.0 / shape, n)             # mean 1: per-interval operations / mean
+    walk = np.cumsum(traffic) * rate_mb_h * dt_h            # the leak follows cumulative operations
+    if family == "rw_white":
+        return 200.0 + walk + rng.normal(0, 0.5, n)
+    if family == "rw_ar1":
+        return 200.0 + walk + ar1(rng, n, 0.99, 0.15)
+    if family == "rw_bursty":
+        return 200.0 + walk + rng.normal(0, 0.05, n)
+    if family == "stairs":
+        half = walk / 2.0
+        table = np.where(half > 0, 2.0 ** np.ceil(np.log2(np.maximum(half, 1e-3))), 0.0)
+        table = np.maximum(table, 0.0625)   # the table's first allocation, 64 KB
+        return 200.0 + half + table + rng.normal(0, 0.5, n)
+    raise ValueError(family)
 
 
 def make_rows(t_s: np.ndarray, rss_mb: np.ndarray, *, heap_mb: np.ndarray | None = None,

@@ -65,3 +65,25 @@ def test_net_growth_sums_the_chain_and_prefers_the_widest_span():
     net = net_growth([*chained, wide], label_t, wall0=1000.0)
     assert (net.total_bytes, net.base, net.base_t) == (900, "start", 5.0)
     assert net_growth([], label_t) is None
+
+
+def test_library_allocations_count_under_the_engine_line_that_called_them():
+    # logging allocates on several of its own lines for one engine call per message: the engine's
+    # calling line must come first, with the library frames kept in its traceback.
+    def logging_site(line: int, size: int) -> dict:
+        return {"file": "/usr/lib/python3.11/logging/__init__.py", "line": line, "size_diff": size,
+                "count_diff": 10, "traceback": [f"/usr/lib/python3.11/logging/__init__.py:{line}",
+                                                "/usr/lib/python3.11/logging/__init__.py:2100",
+                                                "/srv/engine/chat.py:42", "/srv/engine/app.py:7"]}
+    engine_site = {"file": "/srv/engine/store.py", "line": 9, "size_diff": 3000, "count_diff": 3,
+                   "traceback": ["/srv/engine/store.py:9"]}
+    diffs = [synth.diff("baseline", "cp1", ("1", "2"), [logging_site(1353, 2000), logging_site(1500, 1800), engine_site]),
+             synth.diff("cp1", "final", ("2", "3"), [logging_site(1353, 2100), logging_site(1500, 1700), engine_site])]
+    ranked = rank_sites(diffs, 5)
+    assert ranked[0].key == "/srv/engine/chat.py:42" and ranked[0].consistent
+    assert ranked[0].growth == 2000 + 1800 + 2100 + 1700
+    assert ranked[0].traceback[0].startswith("/usr/lib/python3.11/logging/__init__.py")
+    assert ranked[1].key == "/srv/engine/store.py:9"
+    # With one frame there is no caller to walk to: the library line stays the site.
+    one_frame = [synth.diff("baseline", "cp1", ("1", "2"), [dict(logging_site(1353, 2000), traceback=[])])]
+    assert rank_sites(one_frame, 5)[0].key == "/usr/lib/python3.11/logging/__init__.py:1353"

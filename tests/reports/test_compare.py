@@ -42,3 +42,27 @@ def test_growth_below_single_run_floors_is_a_regression_against_a_flat_base(tmp_
     assert slow.signal("heap").verdict == "pass"            # 0.2 MB is under heap_min_growth_mb
     assert reports.compare(base, slow).exit_code == 14
     assert reports.compare(base, flat).exit_code == 0
+
+
+def _walk_heap_report(tmp_path, name, seed, per_s_mb):
+    """5 minutes at 1 s: a heap that grows with random traffic (every increment >= 0, a random walk
+    with drift) under garbage that comes and goes: the issue's lru_cache shape when per_s_mb > 0."""
+    t = np.arange(300) * 1.0
+    rng = np.random.default_rng(seed)
+    rate = np.maximum(1 + synth.ar1(rng, len(t), 0.98, 0.25), 0)        # traffic that wanders
+    heap = 30 + per_s_mb * np.cumsum(rate) + synth.ar1(rng, len(t), 0.97, 0.3) + 2.0 * np.sin(t / 40)
+    rss = 200 + 1.2 * (heap - 30) + rng.normal(0, 0.3, len(t))
+    run_dir = synth.write_run(tmp_path / name, synth.make_rows(t, rss, heap_mb=heap))
+    return reports.analyze(reports.load_run(run_dir))
+
+
+def test_a_random_walk_leak_is_a_regression_against_a_clean_run(tmp_path):
+    # Issue 9: compare passed the lru_cache run ("+861 MB/h [-699, +2,420]", exit 0) because the
+    # candidate's per-signal verdict passed; the verdict now models the walk, and compare inherits it.
+    base, other = _walk_heap_report(tmp_path, "base", 11, 0.0), _walk_heap_report(tmp_path, "clean2", 12, 0.0)
+    leak = _walk_heap_report(tmp_path, "leak", 13, 0.1)
+    heap = leak.signal("heap")
+    assert heap.verdict == "leak" and "drift" in heap.evidence, heap.reason
+    assert heap.trend.p_value > 0.01          # the slope test alone would have passed it
+    assert reports.compare(base, leak).exit_code == 14
+    assert reports.compare(base, other).exit_code == 0, reports.render_comparison(reports.compare(base, other))
