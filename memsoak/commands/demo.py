@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import locustfiles
+from demo_engine.settings import LEAK_NAMES   # one list: the engine validates the same names
 from memsoak.engine import DemoEngine, EngineError
 from memsoak.rundir import new_run_id
 
@@ -39,7 +40,6 @@ USERS = 10
 SPAWN_RATE = 5.0
 INTERVAL_S = 1.0
 TRACEMALLOC_FRAMES = 1
-LEAK_NAMES = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task")
 
 
 def duration_s(text: str) -> int:
