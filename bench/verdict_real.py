@@ -157,8 +157,10 @@ def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Ou
     try:
         engine.start(timeout_s=getattr(args, "start_timeout", 240.0))
         command = demo.locust_command(options, engine, run_id)
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=args.duration + 600, check=False)
+        locust_log = Path(log.name).with_suffix(".locust.log")
+        with open(locust_log, "wb") as out:
+            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=args.duration + 600, check=False)
     except (EngineError, subprocess.TimeoutExpired) as exc:
         return Outcome(case, rep, str(results / run_id), error=str(exc).splitlines()[0])
     finally:
@@ -166,7 +168,9 @@ def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Ou
         log.close()
     run_dir = results / run_id
     if not (run_dir / "series.jsonl").exists():
-        return Outcome(case, rep, str(run_dir), error=f"no series.jsonl (engine log {log.name})")
+        tail = locust_log.read_text(errors="replace").strip().splitlines()[-3:]
+        return Outcome(case, rep, str(run_dir), error=f"no series.jsonl (Locust exit {done.returncode}: "
+                       f"{' / '.join(tail)}; engine log {log.name}, Locust log {locust_log})")
     return evaluate(run_dir, case, rep)
 
 
