@@ -25,9 +25,12 @@ from memsoak.plugin.arguments import (QUICK_RUN_TIME_S, check_results_dir, optio
 from memsoak.rundir import RunDir
 from memsoak.plugin.soak import Soak
 from memsoak.plugin import status
+from reports import outcome as outcomes
 
 log = logging.getLogger("memsoak")
 BAD_CONFIG = 13
+INTERRUPTED = outcomes.EXIT_CODES[outcomes.INTERRUPTED]
+SECOND_STOP_WAIT_S = 600.0   # a second SIGTERM waits this long for the first stop's report
 
 
 class State:
@@ -192,7 +195,18 @@ def stop_locust(environment: Any, quit_too: bool) -> None:
 
 def finish(environment: Any, reason: str) -> None:
     soak = State.current
-    if soak is None or soak.finalized:
+    if soak is None:
+        return
+    if soak.finalized:
+        # A second stop while the first is still writing (SIGTERM during the final poll, snapshots or
+        # the report): Locust exits as soon as this returns, so wait for the first (bounded), then
+        # exit with its code; never 0 for a run whose report was not finished.
+        if not soak.finished.wait(timeout=SECOND_STOP_WAIT_S) or soak.exit_code is None:
+            log.error("memsoak: stopped again before the report was written; run `memsoak report %s`",
+                      soak.rundir.path)
+            environment.process_exit_code = INTERRUPTED
+        else:
+            environment.process_exit_code = soak.exit_code
         return
     code = soak.finalize(reason)
     State.last = soak

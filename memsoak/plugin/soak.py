@@ -108,6 +108,7 @@ class Soak:
         self.auth_checked = False
         self.labels: list[str] = []
         self.finalized = False
+        self.finished = Event()        # set when finalize() has returned (a second stop waits on it)
         self.exit_code: int | None = None
         self.console_text = ""
         self.report_path = ""
@@ -332,6 +333,12 @@ class Soak:
         if self.finalized:
             return self.exit_code or 0
         self.finalized = True
+        try:
+            return self._finalize(reason)
+        finally:
+            self.finished.set()
+
+    def _finalize(self, reason: str) -> int:
         self._stopping.set()
         current = gevent.getcurrent()
         others = [g for g in self._greenlets if g is not current]

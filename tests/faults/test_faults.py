@@ -140,6 +140,25 @@ def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
     record("interrupted", code=code, exit_after_signal_s=round(reacted, 1), rows=report["samples"])
 
 
+def second_sigterm(runs: Scenarios, procs: Procs, folder: Path) -> None:
+    demo = runs.engine(folder)
+    run = folder / "results" / "run"
+    slow = Path(__file__).resolve().parent / "slow_finalize.py"
+    proc = procs.start([sys.executable, "-m", "locust", "-f", f"{LOCUSTFILES},{slow}", "-H", demo.url,
+                        "--hook-url", demo.hook_url, "--results-dir", str(folder / "results"), "--run-id", "run",
+                        "--only-summary", "--headless", "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX,
+                        *NO_LEAK_CALL], "locust", env={**os.environ, "MEMSOAK_TEST_SLOW_FINAL_S": "15"})
+    wait_for(lambda: (run / "series.jsonl").exists() and len(read_jsonl(run / "series.jsonl")) >= 8, 120, "8 rows")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "final snapshots delayed" in output(proc), 60, "the stop to reach the final snapshots")
+    proc.send_signal(signal.SIGTERM)   # what `docker compose stop` or an impatient CI does
+    code = wait(proc, 120)
+    assert code == 17, output(proc)[-3000:]   # before: exit 0 and no report
+    report = states(run, "interrupted")
+    assert len(rows_kept(run)) == report["samples"]
+    record("second_sigterm", code=code, rows=report["samples"])
+
+
 def short_run(runs: Scenarios, procs: Procs, folder: Path) -> Path:
     demo = runs.engine(folder)
     code, _took, out = locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=6)
@@ -258,12 +277,18 @@ def token_redacted(runs: Scenarios, procs: Procs, folder: Path) -> None:
 SCENARIOS = {"wrong_key": wrong_key, "rate_limited": rate_limited, "interrupted": interrupted,
              "short_run": short_run, "trickle_samples": trickle_samples, "trickle_health": trickle_health,
              "disk_full": disk_full, "hook_list": hook_list, "hook_typed": hook_typed,
-             "token_redacted": token_redacted, "hook_busy": hook_busy}
+             "token_redacted": token_redacted, "hook_busy": hook_busy,
+             "second_sigterm": second_sigterm}
 
 
 @pytest.mark.fault("wrong_key")
 def test_every_request_401_ends_early_with_13_naming_the_key(fault_runs: Scenarios) -> None:
     fault_runs.result("wrong_key")
+
+
+@pytest.mark.fault("second_sigterm")
+def test_a_second_sigterm_while_the_report_is_written_waits_for_it_and_is_never_0(fault_runs: Scenarios) -> None:
+    fault_runs.result("second_sigterm")
 
 
 @pytest.mark.fault("hook_busy")
