@@ -145,7 +145,8 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
 
 def run_case(case: str, rep: int, args: argparse.Namespace, results: Path) -> Outcome:
     """One real run: engine under memsoak-run, headless Locust with the plugin, offline analysis."""
-    run_id = f"{case.replace(':', '-')}-r{rep}-{time.strftime('%H%M%S')}"
+    # run ids name directories: letters, digits, '_', '.', '-' only (memsoak refuses others)
+    run_id = f"{re.sub(r'[^A-Za-z0-9_.-]', '-', case)}-r{rep}-{time.strftime('%H%M%S')}"
     # The namespace `memsoak demo` parses: same engine, same Locust command, same defaults.
     options = argparse.Namespace(
         leak=[] if case == "clean" else case.split("+"), duration=args.duration, users=args.users,
