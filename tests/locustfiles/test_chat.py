@@ -17,6 +17,9 @@ import pytest
 from memsoak.engine import DemoEngine
 from memsoak_procs import LOCUSTFILES, Procs, locust_cmd, output, wait
 
+# These runs check the load, and last 8-16 s: memsoak may call them pass, leak, inconclusive or too
+# short to judge (18), never a failed load, a lost engine or a failed measurement.
+SHORT_RUN_CODES = (0, 10, 15, 18)
 RUNS: dict[str, dict[str, Any]] = {
     "lifecycle": {"engine": "plain", "run_time": 12, "users": ["ChatUser"],
                   "args": ["--end-ratio", "1", "--read-back-ratio", "1", "--messages-min", "2",
@@ -63,7 +66,7 @@ def requests_of(run_dir: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_session_lifecycle_and_templated_names(runs) -> None:
     code, run_dir, text = runs["lifecycle"]
-    assert code in (0, 10), text[-3000:]
+    assert code in SHORT_RUN_CODES, text[-3000:]
     table = requests_of(run_dir)
     assert set(table) == {"POST /api/engine/chat/sessions", "POST /api/engine/chat/sessions/{id}/messages",
                           "GET /api/engine/chat/sessions/{id}", "DELETE /api/engine/chat/sessions/{id}"}
@@ -83,13 +86,13 @@ def test_failures_carry_their_status(runs) -> None:
     errors_wrong_key = {e for r in requests_of(runs["wrong_key"][1]).values() for e in r["failures"]}
     assert "HTTP 429 Too Many Requests" in errors_limited
     assert errors_wrong_key == {"HTTP 401 Unauthorized"}
-    assert runs["wrong_key"][0] in (0, 1, 10)  # Locust's own code for failures, unless memsoak's verdict
+    assert runs["wrong_key"][0] == 13  # every first request refused 401: the run ends early, bad configuration
 
 
 @pytest.mark.slow
 def test_stream_user_records_first_token_and_total(runs) -> None:
     code, run_dir, text = runs["stream"]
-    assert code in (0, 10), text[-3000:]
+    assert code in SHORT_RUN_CODES, text[-3000:]
     table = requests_of(run_dir)
     total, first = table["WS /ws/chat/{id}"], table["WS /ws/chat/{id} [first token]"]
     assert total["num_requests"] == first["num_requests"] > 0
@@ -100,7 +103,7 @@ def test_stream_user_records_first_token_and_total(runs) -> None:
 @pytest.mark.slow
 def test_mix_sweep_shape_changes_the_user_classes(runs) -> None:
     code, run_dir, text = runs["sweep"]
-    assert code in (0, 10), text[-3000:]
+    assert code in SHORT_RUN_CODES, text[-3000:]
     for phase_class in ("ChurnUser", "TalkUser", "ReadBackUser"):
         assert f'"{phase_class}": 4' in text  # every phase ran with its own user class
     assert (run_dir / "report.json").exists()
