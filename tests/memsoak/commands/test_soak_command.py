@@ -28,7 +28,8 @@ import memsoak
 from memsoak.engine import free_port
 
 REPO = Path(memsoak.__file__).resolve().parents[1]
-PINS = [f"{name}=={version(name)}" for name in ("fastapi", "uvicorn", "pydantic", "psutil")]
+# uvicorn[standard]: its WebSocket support (websockets), as any engine serving WS would have it
+PINS = [f"{name}=={version(name.split('[')[0])}" for name in ("fastapi", "uvicorn[standard]", "pydantic", "psutil")]
 
 
 def engine_venv() -> Path:
