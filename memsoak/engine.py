@@ -35,7 +35,7 @@ class DemoEngine:
     port: int = 0
     hook_port: int = 0
     interval_s: float = 1.0
-    tracemalloc_frames: int = 1
+    tracemalloc_frames: int = 0   # 0: the sampled allocation tracker; N > 0: tracemalloc, N frames
     engine_args: list[str] = field(default_factory=list)
     log: IO[Any] | None = None
     process: subprocess.Popen | None = None

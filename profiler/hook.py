@@ -124,7 +124,7 @@ class Hook:
                                    "mode: snapshots start tracemalloc at 1 frame")
                 _say(self.alloc_note)
                 mode = "tracemalloc"
-        if mode != "off" and self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
+        if mode == "tracemalloc" and self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
             tracemalloc.start(self.config.tracemalloc_frames)
         self.alloc_mode = mode
         if self.snapshots is not None:

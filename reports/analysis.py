@@ -32,7 +32,7 @@ from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_
 from .rundata import RunData
 from .settings import resolve
 from .steps import remove_snapshot_steps
-from .trend import Drift, Trend, block_means, drift_hac, trend_test
+from .trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
 from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
@@ -71,6 +71,10 @@ SPECS = {
                            min_growth_mb="rss_min_growth_mb", drift_test="unit_root"),
     "heap_traced": SignalSpec("heap", "Python heap (tracemalloc)", "bytes", "traced_current_bytes", _rate_floor,
                               min_growth_mb="heap_min_growth_mb"),
+    # The hook's sampled allocation tracker (issue 11): an unbiased estimate of the live heap that
+    # moves in steps of about one sampling mean; its snapshots read a table and leave no step.
+    "heap_sampled": SignalSpec("heap", "Python heap (sampled)", "bytes", "traced_current_bytes", _rate_floor,
+                               snapshot_steps=False, min_growth_mb="heap_min_growth_mb"),
     "heap_blocks": SignalSpec("heap", "Python heap (allocated blocks)", "blocks", "allocated_blocks",
                               _growth_floor("heap_blocks_min_growth")),
     "gc_objects": SignalSpec("gc_objects", "gc objects", "count", "gc_objects", _growth_floor("objects_min_growth")),
@@ -212,6 +216,39 @@ def slowing_increments(t: np.ndarray, y: np.ndarray) -> bool:
     return late.rate_per_h + SLOWING_Z * late.se_per_h < SLOWING_SHARE * early.rate_per_h
 
 
+MONOTONE_MIN_SPAN_S = 120.0   # the monotone-growth rule calls a leak only on a window this long...
+MONOTONE_MIN_SAMPLES = 30     # ...with this many samples; shorter: inconclusive with a run length
+
+
+def late_half_mk(t: np.ndarray, y: np.ndarray) -> float:
+    """One-sided Hamed-Rao Mann-Kendall p-value on the late half's block means (1.0 when too short)."""
+    half = len(y) // 2
+    if len(y) - half < 8:
+        return 1.0
+    return mann_kendall_hr(block_means(t[half:], y[half:])[1])
+
+
+MONOTONE_DRIFT_ALPHA = 0.05   # see walks_up
+SIGN_BLOCKS = 24
+
+
+def walks_up(t: np.ndarray, y: np.ndarray, trend: Trend, alpha: float) -> bool:
+    """Whether the rise is a walk with positive drift rather than a driftless wander.
+
+    Mann-Kendall (even Hamed-Rao's) reads a driftless random walk's excursions as a trend: 3 of 40
+    bounded fd walks came out p < 0.01 with +12 to +26 fds. The rise also needs its increments to
+    say "up": their mean on the Newey-West drift test at MONOTONE_DRIFT_ALPHA, or a sign test
+    (at alpha) on the increments of SIGN_BLOCKS block means, which keeps its power on short
+    windows (a 30-second run: 21 of 21 up) where the drift test has little."""
+    if trend.drift is not None and trend.drift.p_value < MONOTONE_DRIFT_ALPHA and trend.drift.rate_per_h > 0:
+        return True
+    steps = np.diff(block_means(t, y, SIGN_BLOCKS)[1])
+    steps = steps[steps != 0]
+    if len(steps) < 6:
+        return False
+    return float(stats.binomtest(int((steps > 0).sum()), len(steps), 0.5, alternative="greater").pvalue) < alpha
+
+
 DECIDE_FILL = math.log(8.0)   # see decide_length
 
 
@@ -241,10 +278,17 @@ def _tests_text(trend: Trend, ops: OpsTrend | None) -> str:
     return ", ".join(parts)
 
 
-def _heap_spec(rows: list[dict[str, Any]]) -> SignalSpec | None:
+def alloc_mode(run: RunData) -> str | None:
+    """The hook's allocation mode as its /health said at the start (sampled, tracemalloc, off)."""
+    health = run.run_json.get("health")
+    mode = health.get("alloc_mode") if isinstance(health, dict) else None
+    return mode if isinstance(mode, str) else None
+
+
+def _heap_spec(rows: list[dict[str, Any]], mode: str | None = None) -> SignalSpec | None:
     traced = sum(1 for row in rows if row.get("traced_current_bytes") is not None)
     if traced >= MIN_SAMPLES and traced >= 0.3 * len(rows):
-        return SPECS["heap_traced"]
+        return SPECS["heap_sampled" if mode == "sampled" else "heap_traced"]
     if any(row.get("allocated_blocks") is not None for row in rows):
         return SPECS["heap_blocks"]
     return None
@@ -334,6 +378,16 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
     # walking up at that share of the pace on the increments' own test.
     plateau_found = not trend.persists and late_walk is None
     decelerating = not _steady(trend) and slowing_increments(tw, yw)
+    # Large monotone growth (issue 9): above both floors with Mann-Kendall significant on the block
+    # means. It is bounded only on a plateau finding, or when the late half slowed below
+    # plateau_ratio of the early half's pace and stopped rising monotonically (fallback_plateau).
+    late_mk = late_half_mk(tw, yw)
+    late_rise = late_mk < alpha and trend.late_slope_per_h > 0
+    large_monotone = (big_enough and trend.mk_p_value < alpha and trend.slope_per_h > 0
+                      and walks_up(tw, yw, trend, alpha))
+    fallback_plateau = (trend.early_rise and trend.late_slope_per_h < ratio * trend.early_slope_per_h
+                        and late_walk is None and not (large_monotone and late_rise))
+    settled = plateau_found or fallback_plateau
     tests_text = _tests_text(trend, ops)
     if evidence and big_enough and net_gate is not None and net_gate.total_bytes < min_growth:
         # Between snapshots the traced heap also holds garbage waiting for a full collection (in a
@@ -368,8 +422,31 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
             base.reason += (f"; the late half looked flatter ({_per_h(trend.late_slope_per_h, spec.unit)}) but its "
                             f"increments still walk up at {_per_h(late_walk.rate_per_h, spec.unit)} "
                             f"(p={late_walk.p_value:.2g}): no plateau" if late_walk is not None else "")
-    elif (trend.early_rise and trend.late_slope_per_h < ratio * trend.early_slope_per_h
-          and late_walk is None):
+    elif large_monotone and not settled:
+        # Issue 9: growth beyond both floors that rose monotonically (Mann-Kendall on block means)
+        # and did not settle is never a pass, whatever the slope and drift tests said about its noise.
+        need_s = decide_length(tw, trend, float(tw[0] - t[0]))
+        span_s = float(tw[-1] - tw[0])
+        if span_s >= MONOTONE_MIN_SPAN_S and len(yw) >= MONOTONE_MIN_SAMPLES and late_rise and _steady(trend):
+            base.verdict = "leak"
+            base.evidence = "monotone growth beyond the floors, still rising in the late half"
+            base.reason = (f"{amount_text} above the floor {floor_text}, rising monotonically over the window "
+                           f"and in its late half ({tests_text}; late half Mann-Kendall p={late_mk:.2g}) "
+                           "with no plateau: a leak, although the slope and drift tests alone did not "
+                           "separate it from the noise")
+        else:
+            why = (f"the analysed window is {span_s:.0f} s" if span_s < MONOTONE_MIN_SPAN_S
+                   or len(yw) < MONOTONE_MIN_SAMPLES else
+                   f"its late half {'slowed' if not _steady(trend) else 'no longer rose monotonically'} "
+                   f"({_per_h(trend.late_slope_per_h, spec.unit)} vs {_per_h(trend.early_slope_per_h, spec.unit)}"
+                   f" early; late half Mann-Kendall p={late_mk:.2g})")
+            base.verdict = "inconclusive"
+            base.decide_after_s = need_s
+            base.evidence = "monotone growth beyond the floors, no plateau"
+            base.reason = (f"{amount_text} above the floor {floor_text}, rising monotonically ({tests_text}), "
+                           f"but {why}: a bounded structure still filling or a leak; a run of about "
+                           f"{need_s / 60:.0f} minutes would tell (or compare against a known-good run)")
+    elif fallback_plateau:
         base.verdict, base.plateau_level = "plateau", trend.level_end
         base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
                        f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level "
@@ -502,12 +579,14 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     specs = [SPECS["rss"]]
     if any((row.get("tree_procs") or 0) > 1 for row in rows):
         specs.append(SPECS["tree_rss"])   # with one process it repeats RSS
-    heap = _heap_spec(rows)
+    mode = alloc_mode(run)
+    heap = _heap_spec(rows, mode)
     if heap:
         specs.append(heap)
     specs += [SPECS[name] for name in ("gc_objects", "open_fds", "threads", "asyncio_tasks")]
+    # A sampled-mode snapshot reads the tracker's table: no tracemalloc start, no step to remove.
     snapshot_times = [float(e["t"]) for e in run.events
-                      if e.get("type") == "snapshot" and e.get("t") is not None]
+                      if e.get("type") == "snapshot" and e.get("t") is not None and mode != "sampled"]
     label_t = {str(e.get("label")): float(e["t"]) for e in run.events
                if e.get("type") == "snapshot" and e.get("t") is not None}
     wall0 = events.get("test_start", {}).get("t_wall")
@@ -525,7 +604,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         notes.append(f"{run.skipped_lines} unreadable line(s) in series.jsonl skipped (a killed writer)")
     rss, heap_report = by_name.get("rss"), by_name.get("heap")
     notes += diagnosis(rss, heap_report, values)
-    if heap_report and heap_report.unit == "bytes" and rss:
+    if heap_report and heap_report.unit == "bytes" and rss and mode != "sampled":
         notes.append("tracemalloc was on: its own tables (~50 B per live block) count in RSS")
     rss_values = [(t, float(row["rss_bytes"])) for t, row in zip(t_all, rows) if row.get("rss_bytes") is not None]
     legacy = (legacy_verdict(np.array([p[0] for p in rss_values]), np.array([p[1] for p in rss_values]),

@@ -72,8 +72,8 @@ def timeline(report: Report) -> str:
     _memory_panel(axes[0], t, rows, report, "rss", rss_fields)
     axes[0].set_title("RSS", fontsize=9, loc="left")
     if traced:
-        _memory_panel(axes[1], t, rows, report, "heap", [("traced_current_bytes", "Python heap (traced)")])
-        axes[1].set_title("Python heap (tracemalloc)", fontsize=9, loc="left")
+        _memory_panel(axes[1], t, rows, report, "heap", [("traced_current_bytes", heap.label)])
+        axes[1].set_title(heap.label, fontsize=9, loc="left")
     load, latency, failures = axes[-3], axes[-2], axes[-1]
     load.plot(t, _column(rows, "users"), lw=1, label="users")
     load.set_ylabel("users")

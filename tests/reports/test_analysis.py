@@ -1,6 +1,8 @@
 """Verdicts on synthetic families (fixed seeds): clean ones pass or plateau, planted slopes leak."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -322,3 +324,51 @@ def test_drift_test_calls_steady_random_walk_growth_but_not_a_slowing_warmup(set
     # Slowing growth beyond the floors without a plateau: the run cannot tell a fill from a leak.
     assert slowing.verdict == "inconclusive", slowing.reason
     assert slowing.decide_after_s is not None and slowing.decide_after_s > 300
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _measured(name):
+    """A series measured on a real engine process under the hook (tests/reports/data/*.csv)."""
+    header = [line for line in (DATA / name).read_text().splitlines() if line.startswith("# warmup_end_s=")][0]
+    fields = dict(part.split("=") for part in header[2:].split())
+    table = np.genfromtxt(DATA / name, delimiter=",", names=True, skip_header=2)
+    snapshots = [float(s) for s in fields["snapshots_s"].split(",") if s]
+    return table, float(fields["warmup_end_s"]), snapshots
+
+
+def test_large_monotone_growth_in_a_30_second_run_is_inconclusive_never_pass(settings):
+    # Measured: RSS +15.6 MB over the window, every increment up, Mann-Kendall p=1.5e-4, but the
+    # slope test (p=0.19) and the drift test (p=0.067) found nothing on 22 samples: it passed.
+    table, warmup, snapshots = _measured("demo-session_state-30s.csv")
+    rss = classify(SPECS["rss"], table["t_s"], table["rss_bytes"], settings, warmup_event_s=warmup,
+                   snapshot_times=snapshots)
+    assert rss.trend.growth > 10 * MB and rss.trend.p_value > settings["alpha"]
+    assert rss.verdict == "inconclusive", rss.reason
+    assert rss.decide_after_s is not None and rss.decide_after_s > 60
+    assert "monotone" in rss.evidence
+
+
+def test_large_monotone_heap_growth_in_a_5_minute_run_is_a_leak(settings):
+    # Measured: a logger + handler per message; the traced heap rose 4 MB after the warm-up with
+    # the slope test at p=0.13 and the drift test at p=0.013 (alpha 0.01): it passed.
+    table, warmup, snapshots = _measured("demo-logger-20users-5m.csv")
+    heap = classify(SPECS["heap_traced"], table["t_s"], table["traced_current_bytes"], settings,
+                    warmup_event_s=warmup, snapshot_times=snapshots, counts={"messages": table["messages"]})
+    assert heap.trend.p_value > settings["alpha"]
+    assert heap.verdict == "leak", heap.reason
+    assert heap.evidence.startswith("monotone growth")
+
+
+def test_the_monotone_rule_leaves_a_settled_fill_and_small_growth_alone(settings):
+    t = np.arange(300) * 1.0
+    rng = np.random.default_rng(4)
+    # a cache that filled in the first minute and holds: late half flat
+    fill = (20 + 3 * (1 - np.exp(-t / 20)) + rng.normal(0, 0.01, len(t))) * MB
+    filled = classify(SPECS["heap_traced"], t, fill, settings)
+    assert filled.verdict in ("pass", "plateau"), filled.reason
+    # monotone but below the heap's growth floor over the window
+    small = (20 + 0.1 * t / 300 + rng.normal(0, 0.002, len(t))) * MB
+    below = classify(SPECS["heap_traced"], t, small, settings)
+    assert below.verdict == "pass", below.reason

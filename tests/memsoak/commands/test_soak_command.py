@@ -83,10 +83,12 @@ def test_soak_runs_an_engine_from_its_own_venv_and_exits_with_the_verdict(tmp_pa
     runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     assert len(runs) == 1, text[-3000:]
     report = json.loads((runs[0] / "report.json").read_text())
-    assert done.returncode == report["exit_code"] and done.returncode in (0, 10), text[-3000:]
+    # 25 s is too short to be evidence of no leak: pass, leak, inconclusive or insufficient evidence
+    assert done.returncode == report["exit_code"] and done.returncode in (0, 10, 15, 18), text[-3000:]
     health = json.loads((runs[0] / "run.json").read_text())["health"]
     assert health["cmdline"][0] == str(venv / "bin" / "python")  # hooked inside the engine's own venv
-    assert health["tracing"] is True
+    # the sampled tracker by default; tracemalloc when the engine's venv could not build it
+    assert health["alloc_mode"] in ("sampled", "tracemalloc") and health["tracing"] == (health["alloc_mode"] == "tracemalloc")
     table = {f"{r['method']} {r['name']}": r for r in json.loads((runs[0] / "requests.json").read_text())}
     messages = table["POST /api/engine/chat/sessions/{id}/messages"]
     assert messages["num_requests"] > 20 and messages["num_failures"] == 0
@@ -162,7 +164,8 @@ def test_the_readme_example_soaks_the_strict_engine_with_no_429(tmp_path: Path) 
     runs = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     assert len(runs) == 1, text[-3000:]
     report = json.loads((runs[0] / "report.json").read_text())
-    assert done.returncode == report["exit_code"] and done.returncode in (0, 10), text[-3000:]
+    # 25 s is too short to be evidence of no leak: pass, leak, inconclusive or insufficient evidence
+    assert done.returncode == report["exit_code"] and done.returncode in (0, 10, 15, 18), text[-3000:]
     rows = json.loads((runs[0] / "requests.json").read_text())
     posts = sum(r["num_requests"] for r in rows if r["method"] == "POST")
     print(f"POSTs: {posts} in 45 s")
