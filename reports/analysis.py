@@ -557,7 +557,35 @@ def _events(run: RunData) -> dict[str, Any]:
         kind = event.get("type")
         if kind in ("engine_lost", "rss_limit", "stop", "warmup_end", "test_start") and kind not in found:
             found[kind] = event
+        elif kind == "alloc_tracking":
+            found[kind] = event   # the last: the tracker's figures at the end
     return found
+
+
+def alloc_note(run: RunData, events: dict[str, Any]) -> str | None:
+    """One line: which allocation mode ran (issue 11) and what it cost, from the hook's /health."""
+    end = events.get("alloc_tracking") or {}
+    health = run.run_json.get("health") if isinstance(run.run_json.get("health"), dict) else {}
+    mode = end.get("mode") or health.get("alloc_mode")
+    config = end.get("config") or health.get("config") or {}
+    why = end.get("note") or health.get("alloc_note")
+    if mode == "sampled":
+        text = (f"allocation tracking: sampled, one sample per {int(config.get('sample_bytes') or 0) // 1024} KiB "
+                f"allocated on average, stacks of up to {config.get('sample_frames')} frames; the heap series and "
+                "the sites are unbiased estimates")
+        stats = end.get("sampler") or {}
+        if stats.get("own_bytes") is not None:
+            text += (f"; at the end the tracker held {stats['own_bytes'] / MB:.2f} MB for "
+                     f"{stats.get('live_samples', stats.get('samples', '?'))} live samples")
+        return text + "; its CPU cost is measured side by side in bench/hook_overhead.py (docs/hook.md)"
+    if mode == "tracemalloc":
+        frames = end.get("tracemalloc_frames") or health.get("tracemalloc_frames")
+        text = (f"allocation tracking: tracemalloc{f' with {frames} frame(s)' if frames else ''}: exact, "
+                "but it slows an engine 2-4x (docs/hook.md)")
+        return text + (f" ({why})" if why else "")
+    if mode == "off":
+        return "allocation tracking: off (no allocation sites named)"
+    return None
 
 
 def _requests(run: RunData) -> list[dict[str, Any]]:
@@ -604,6 +632,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         notes.append(f"{run.skipped_lines} unreadable line(s) in series.jsonl skipped (a killed writer)")
     rss, heap_report = by_name.get("rss"), by_name.get("heap")
     notes += diagnosis(rss, heap_report, values)
+    tracking = alloc_note(run, events)
+    if tracking:
+        notes.append(tracking)
     if heap_report and heap_report.unit == "bytes" and rss and mode != "sampled":
         notes.append("tracemalloc was on: its own tables (~50 B per live block) count in RSS")
     rss_values = [(t, float(row["rss_bytes"])) for t, row in zip(t_all, rows) if row.get("rss_bytes") is not None]

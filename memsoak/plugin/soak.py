@@ -326,6 +326,18 @@ class Soak:
             self.rundir.write_json("snapshots/types-baseline--final.json", types)
         except HookError as exc:
             log.warning("memsoak: final snapshot diffs failed: %s", exc)
+        self.record_alloc_tracking()
+
+    def record_alloc_tracking(self) -> None:
+        """Which allocation mode ran and what its tracker held at the end, for the report."""
+        try:
+            health = self.snap_client.health()
+        except HookError as exc:
+            log.warning("memsoak: could not read the allocation tracker's figures: %s", exc)
+            return
+        self._event("alloc_tracking", mode=health.get("alloc_mode"), note=health.get("alloc_note"),
+                    sampler=health.get("alloc_sampler"), tracemalloc_frames=health.get("tracemalloc_frames"),
+                    config={k: (health.get("config") or {}).get(k) for k in ("sample_bytes", "sample_frames")})
 
     # --- the end ----------------------------------------------------------------------------
     def finalize(self, reason: str) -> int:

@@ -121,12 +121,12 @@ def make_rows(t_s: np.ndarray, rss_mb: np.ndarray, *, heap_mb: np.ndarray | None
 
 def write_run(run_dir: Path, rows: list[dict[str, Any]], *, events: list[dict[str, Any]] | None = None,
               settings: dict[str, Any] | None = None, diffs: dict[str, dict[str, Any]] | None = None,
-              requests: list[dict[str, Any]] | None = None) -> Path:
+              requests: list[dict[str, Any]] | None = None, health: dict[str, Any] | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run.json").write_text(json.dumps({
         "run_id": run_dir.name, "started_at": "2026-11-26T05:00:00Z", "memsoak_version": "0.1.0",
         "locust_version": "2.47", "host": "http://127.0.0.1:8000", "hook_url": "http://127.0.0.1:9477",
-        "settings": settings or {}, "health": {}, "argv": []}))
+        "settings": settings or {}, "health": health or {}, "argv": []}))
     with (run_dir / "series.jsonl").open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")

@@ -372,3 +372,31 @@ def test_the_monotone_rule_leaves_a_settled_fill_and_small_growth_alone(settings
     small = (20 + 0.1 * t / 300 + rng.normal(0, 0.002, len(t))) * MB
     below = classify(SPECS["heap_traced"], t, small, settings)
     assert below.verdict == "pass", below.reason
+
+
+def test_a_sampled_run_says_so_keeps_its_snapshot_steps_and_reports_the_trackers_cost(tmp_path):
+    # In sampled mode a snapshot reads the tracker's table: a step at a snapshot is the engine's
+    # own growth, not the measurement's, so nothing is removed; the report names the mode.
+    t = np.arange(300) * 1.0
+    rng = np.random.default_rng(3)
+    heap = 20 + np.where(t >= 150, 3.0, 0.0) + rng.normal(0, 0.01, len(t))
+    rows = synth.make_rows(t, 100 + rng.normal(0, 0.05, len(t)), heap_mb=heap)
+    events = [{"type": "test_start", "t": 0.0, "t_wall": 1.7e9}, {"type": "warmup_end", "t": 60.0},
+              {"type": "snapshot", "t": 60.0, "label": "baseline"}, {"type": "snapshot", "t": 150.0, "label": "cp1"},
+              {"type": "alloc_tracking", "t": 300.0, "mode": "sampled", "note": None,
+               "sampler": {"own_bytes": 500_000, "live_samples": 1777},
+               "config": {"sample_bytes": 524288, "sample_frames": 32}}]
+    health = {"alloc_mode": "sampled", "config": {"sample_bytes": 524288, "sample_frames": 32}}
+    sampled = reports.analyze(reports.load_run(synth.write_run(tmp_path / "sampled", rows, events=events,
+                                                               health=health)))
+    assert sampled.signal("heap").label == "Python heap (sampled)"
+    assert sampled.signal("heap").snapshot_steps is None and sampled.signal("heap").trend.level_end > 22.5 * MB
+    note = [n for n in sampled.notes if n.startswith("allocation tracking: sampled")]
+    assert note and "512 KiB" in note[0] and "1777 live samples" in note[0]
+    assert not any("tracemalloc was on" in n for n in sampled.notes)
+    traced = reports.analyze(reports.load_run(synth.write_run(
+        tmp_path / "traced", rows, events=events[:4], health={"alloc_mode": "tracemalloc", "tracemalloc_frames": 1})))
+    assert traced.signal("heap").label == "Python heap (tracemalloc)"
+    assert traced.signal("heap").snapshot_steps is not None   # the step at cp1 taken out as the snapshot's
+    assert traced.signal("heap").trend.level_end < 20.5 * MB
+    assert any(n.startswith("allocation tracking: tracemalloc with 1 frame") for n in traced.notes)

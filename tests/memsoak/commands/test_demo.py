@@ -51,6 +51,11 @@ def test_clean_run_passes_and_fills_the_run_directory(clean_demo: dict) -> None:
     assert run_json["settings"]["rss_limit_mb"] == 512.0 and run_json["health"]["pid"] > 0
     report = json.loads((run / "report.json").read_text())
     assert report["outcome"] == "pass" and report["samples"] == len(rows)
+    # the sampled tracker by default (issue 11), and the report says so with the tracker's figures
+    assert run_json["health"]["alloc_mode"] == "sampled" and run_json["health"]["tracing"] is False
+    (tracking,) = [e for e in read_jsonl(run / "events.jsonl") if e["type"] == "alloc_tracking"]
+    assert tracking["mode"] == "sampled" and tracking["sampler"]["samples"] > 0
+    assert any(n.startswith("allocation tracking: sampled") for n in report["notes"])
     port = re.search(r"engine http://127.0.0.1:(\d+)", stdout).group(1)
     assert engine_processes(port) == []  # the demo stopped its engine
 
