@@ -27,6 +27,15 @@ MAX_POINTS = 200   # change-point search on block means: cost grows fast with le
 TAIL_T = 4.0            # a fill's tail counts when its amplitude is this many standard errors
 TAIL_BIAS = 0.5          # cut where what is left of the tail moves the slope by < this many s.e.
 TAU_GRID = 40            # time constants tried for the tail, log-spaced
+# A break is a warm-up only when the rise before it beats the slope after it by this many noise sd
+# (residuals after the break): slow noise on a leak rises faster early by chance, and at 3 (the old
+# rule) 5 of 120 random walks with drift under AR(1) noise (1.1 MB/h, 4 h) lost 20-120 minutes of
+# their window to a cut and passed; at 6, none (bench/verdict_synthetic.py --issue9).
+BREAK_NOISE = 6.0
+# The fill's time constant is fitted under noise (534-590 s for a true 600 s under AR(1) noise),
+# and a short estimate cuts too early: the tail left tilted a clean cache into a leak (7 of 300
+# plateau_ar1 series). The cut is placed as if the time constant were this much longer.
+TAU_MARGIN = 1.3
 
 
 @dataclass
@@ -68,7 +77,8 @@ def change_point(t: np.ndarray, y: np.ndarray, max_fraction: float) -> float | N
     rise = before * (bx[cut] - bx[0])
     resid = by[cut:] - np.polyval(np.polyfit(bx[cut:], by[cut:], 1), bx[cut:])
     noise = float(np.std(resid)) if len(resid) > 2 else 0.0
-    if before > 0 and before > 3 * max(after, 0.0) and rise > 3 * noise:
+    excess = (before - max(after, 0.0)) * (bx[cut] - bx[0])
+    if before > 0 and before > 3 * max(after, 0.0) and rise > 3 * noise and excess > BREAK_NOISE * noise:
         return float(bx[cut])
     return None
 
@@ -158,7 +168,7 @@ def fill_tail(t: np.ndarray, y: np.ndarray, start: float, origin: float | None =
         fits.append((after, start))
     for fit, t0 in fits:
         if fit.t_stat >= TAIL_T:
-            cut = _unbiased_from(t[keep], t0, fit.amplitude, fit.tau, fit.noise, fit.phi)
+            cut = _unbiased_from(t[keep], t0, fit.amplitude, fit.tau * TAU_MARGIN, fit.noise, fit.phi)
             at_break, at_cut = (fit.amplitude * math.exp(-(when - t0) / fit.tau) for when in (start, cut))
             return Tail(at_break, fit.tau, fit.noise, cut, at_cut, t0)
     return None
