@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from . import alloc_sampler, metrics, peers
+from . import alloc_sampler, engine_code, metrics, peers
 from .config import PEER_PORT_SPAN, HookConfig, is_loopback, load_config
 from .ring import SampleRing
 from .sampler import FLOAT_FIELDS, SAMPLE_FIELDS, ErrorCounts, Sampler, in_process_probes
@@ -76,6 +76,7 @@ class Hook:
         self.error: str | None = None
         self.started_at = time.time()
         self._cmdline: list[str] | None = None
+        self._packages: list[str] | None = None
         self.errors = ErrorCounts()
         self.ring = SampleRing(SAMPLE_FIELDS, FLOAT_FIELDS, config.capacity)
         self.snapshots: SnapshotStore | None = SnapshotStore(config.peer_dir, config.trim_after_snapshot)
@@ -151,6 +152,16 @@ class Hook:
             if store is not None:
                 store.close()
 
+    def _engine_packages(self, cmdline: list[str]) -> list[str]:
+        """Read once (entry points are parsed from disk): see profiler/engine_code.py."""
+        if self._packages is None:
+            try:
+                self._packages = engine_code.engine_packages(cmdline)
+            except Exception as error:   # never let /health fail on it
+                self.errors.add("engine_packages", error)
+                self._packages = []
+        return self._packages
+
     def health(self) -> dict[str, Any]:
         tracing = tracemalloc.is_tracing()
         # read once: psutil reads /proc/PID/cmdline in text mode, which leaves names alive in
@@ -172,7 +183,8 @@ class Hook:
             "tracemalloc_frames": tracemalloc.get_traceback_limit() if tracing else 0,
             "alloc_mode": self.alloc_mode, "alloc_note": self.alloc_note,
             "alloc_sampler": alloc_sampler.stats() if self.alloc_mode == "sampled" else None,
-            "cmdline": cmdline, "peers": peers.list_peers(self.peer_dir, self.pid),
+            "cmdline": cmdline, "engine_packages": self._engine_packages(cmdline),
+            "peers": peers.list_peers(self.peer_dir, self.pid),
         }
 
     def samples(self, since: int, limit: int) -> dict[str, Any]:

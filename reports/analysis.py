@@ -622,7 +622,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all, snapshot_times,
                                           net_heap) for spec in specs) if s is not None]
     by_name = {s.name: s for s in signals}
-    sites = rank_sites(run.diffs, int(values["top_n"]))
+    health = run.run_json.get("health") if isinstance(run.run_json.get("health"), dict) else {}
+    engine = tuple(str(p) for p in health.get("engine_packages") or [] if isinstance(p, str))
+    sites = rank_sites(run.diffs, int(values["top_n"]), engine)
     fuse_sites(by_name.get("heap"), sites, net_heap, values)
     leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]
     driver = leaking[0].name if leaking else None

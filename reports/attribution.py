@@ -28,10 +28,12 @@ class Suspect:
 LIBRARY_MARKERS = ("site-packages", "dist-packages", "/lib/python3", "\\lib\\python3", "<frozen ")
 
 
-def engine_frame(frames: list[str]) -> str | None:
+def engine_frame(frames: list[str], engine: tuple[str, ...] = ()) -> str | None:
     """The innermost frame in the engine's own code: json/decoder.py is where a block was
-    allocated, the engine line that called json.loads is what a developer fixes."""
-    return next((f for f in frames if not any(m in f for m in LIBRARY_MARKERS)), None)
+    allocated, the engine line that called json.loads is what a developer fixes. `engine`: the
+    engine's own top-level packages (the hook's /health engine_packages), which count as the
+    engine's code even when installed in site-packages."""
+    return next((f for f in frames if not _is_library(f, engine)), None)
 
 
 def _is_hook(frame: str) -> bool:
@@ -63,18 +65,22 @@ def chain(diffs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, 
     return best, widest
 
 
-def _is_library(frame: str) -> bool:
+def _is_library(frame: str, engine: tuple[str, ...] = ()) -> bool:
+    path = frame.replace("\\", "/")
+    if any(f"-packages/{package}/" in path or f"-packages/{package}.py" in path for package in engine):
+        return False
     return any(m in frame for m in LIBRARY_MARKERS)
 
 
-def rank_sites(diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
+def rank_sites(diffs: list[dict[str, Any]], top_n: int, engine: tuple[str, ...] = ()) -> list[Suspect]:
     """Sites ranked by consistency across intervals, then growth.
 
     A site whose innermost frame is in the standard library or an installed package (logging,
     functools, json, a driver) is counted under the engine's calling line when its traceback
     reaches one (tracemalloc with more than one frame): that is the line a developer fixes, and the
     many library lines one engine call allocates on add up there. Its traceback still shows the
-    library frames first.
+    library frames first. `engine`: the engine's own packages, never library code (see
+    engine_frame).
     """
     intervals, widest = chain(diffs)
     if len(intervals) < 2 and widest is not None:
@@ -92,8 +98,8 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
                 continue
             seen.add(line_key)
             frames = [str(f) for f in site.get("traceback") or [] if not _is_hook(str(f))] or [line_key]
-            caller = engine_frame(frames)
-            key = caller if _is_library(line_key) and caller else line_key
+            caller = engine_frame(frames, engine)
+            key = caller if _is_library(line_key, engine) and caller else line_key
             size = float(site.get("size_diff") or 0)
             entry = grouped.setdefault(key, [0.0, 0.0, frames, -float("inf")])
             entry[0] += size
@@ -107,7 +113,7 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
             entry.intervals_grown += 1 if size > 0 else 0
             if not entry.traceback:
                 entry.traceback = frames
-                entry.engine_frame = engine_frame(frames)
+                entry.engine_frame = engine_frame(frames, engine)
     for entry in table.values():
         entry.consistent = entry.intervals >= 2 and entry.intervals_grown == entry.intervals
     ranked = sorted(table.values(),

@@ -110,6 +110,8 @@ def measured(request: pytest.FixtureRequest) -> Iterator[Measured]:
         url = stack.enter_context(fresh_database(kind, pg_url))
         running = stack.enter_context(hooked_engine(url, PLANTED if planted else ""))
         assert _hook(running, "/snapshots/start", "POST").get("tracing_started") is True
+        # the hook names the engine's own package, read from its command line (python -m demo_engine)
+        assert _hook(running, "/health")["engine_packages"] == ["demo_engine"]
         ids = _warm_up(running)
 
         ops_before = _ops(running, "native") if planted else 0

@@ -87,3 +87,21 @@ def test_library_allocations_count_under_the_engine_line_that_called_them():
     # With one frame there is no caller to walk to: the library line stays the site.
     one_frame = [synth.diff("baseline", "cp1", ("1", "2"), [dict(logging_site(1353, 2000), traceback=[])])]
     assert rank_sites(one_frame, 5)[0].key == "/usr/lib/python3.11/logging/__init__.py:1353"
+
+
+def test_an_engine_installed_in_site_packages_is_named_at_its_own_line_not_its_console_script():
+    # In the Docker image the demo engine is pip-installed: every engine frame is in site-packages,
+    # and the walk past library frames used to end at the console script's stub.
+    pkgs = "/usr/local/lib/python3.11/site-packages"
+
+    def planted(size: int) -> dict:
+        return {"file": f"{pkgs}/demo_engine/leaks.py", "line": 132, "size_diff": size, "count_diff": 5,
+                "traceback": [f"/usr/local/lib/python3.11/logging/__init__.py:1353", f"{pkgs}/demo_engine/leaks.py:132",
+                              f"{pkgs}/uvicorn/protocols/http/h11_impl.py:404", "/usr/local/bin/memsoak-demo-engine:8"]}
+    diffs = [synth.diff("baseline", "cp1", ("1", "2"), [planted(5000)]),
+             synth.diff("cp1", "final", ("2", "3"), [planted(5200)])]
+    assert rank_sites(diffs, 5)[0].key == "/usr/local/bin/memsoak-demo-engine:8"   # without the hook's word
+    named = rank_sites(diffs, 5, ("demo_engine",))[0]
+    assert named.key == f"{pkgs}/demo_engine/leaks.py:132" and named.engine_frame == named.key
+    # a library that happens to share a prefix with the engine's name is still a library
+    assert rank_sites(diffs, 5, ("demo",))[0].key == "/usr/local/bin/memsoak-demo-engine:8"

@@ -1,0 +1,27 @@
+"""The engine's own packages, read from its command line in the engine's environment."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from profiler.engine_code import engine_packages
+
+
+@pytest.mark.parametrize("cmdline,expected", [
+    (["/usr/bin/python3", "-m", "demo_engine", "--port", "1"], ["demo_engine"]),
+    (["/usr/bin/python3", "-m", "aria.engine.server"], ["aria"]),
+    (["/x/bin/python", "/x/bin/uvicorn", "aria_engine.main:app", "--port", "8000"], ["aria_engine"]),
+    (["/x/bin/gunicorn", "-k", "uvicorn.workers.UvicornWorker", "app.main:create_app()"], ["app"]),
+    (["/x/bin/python", "server.py", "--port", "80"], []),
+    (["/x/bin/python", "-c", "print(1)"], []),
+    ([], []),
+])
+def test_engine_packages_from_the_command_line(cmdline, expected):
+    assert engine_packages(cmdline) == expected
+
+
+def test_a_console_script_is_resolved_through_its_entry_point():
+    # memsoak's own console scripts are installed in this environment
+    assert engine_packages([sys.executable, "/any/bin/memsoak-demo-engine", "--port", "1"]) == ["demo_engine"]
+    assert engine_packages([sys.executable, "/any/bin/no-such-script-here"]) == []
