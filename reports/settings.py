@@ -42,8 +42,6 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds around each tracemalloc snapshot left out of memory trends, its step removed "
             "(snapshots cost engine memory); 0 keeps the raw series"),
     Setting("top_n", int, 20, "Allocation sites / object types listed in the report"),
-    Setting("tracemalloc_frames", int, 25,
-            "Frames kept per tracemalloc traceback (1 is far cheaper; the original spec used 25)"),
     Setting("alpha", float, 0.01, "Significance level of the trend tests (one-sided)"),
     Setting("min_rate_mb_per_hour", float, 0.5,
             "A memory trend slower than this is not called a leak even when significant, MB/hour"),
@@ -80,7 +78,7 @@ LIMITS: dict[str, tuple[float | None, float | None, bool]] = {
     "growth_threshold_mb": _POSITIVE, "rate_threshold_mb_per_hour": _POSITIVE,
     "rss_limit_mb": _NON_NEGATIVE, "warmup_s": (None, None, True),
     "warmup_max_fraction": (0.0, 1.0, False), "snapshot_guard_s": _NON_NEGATIVE,
-    "top_n": (1, 10_000, True), "tracemalloc_frames": (1, 1000, True), "alpha": (0.0, 0.5, False),
+    "top_n": (1, 10_000, True), "alpha": (0.0, 0.5, False),
     "min_rate_mb_per_hour": _NON_NEGATIVE, "rss_min_growth_mb": _NON_NEGATIVE,
     "heap_min_growth_mb": _NON_NEGATIVE, "heap_blocks_min_growth": _NON_NEGATIVE,
     "objects_min_growth": _NON_NEGATIVE, "fds_min_growth": _NON_NEGATIVE,
