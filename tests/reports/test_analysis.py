@@ -400,3 +400,31 @@ def test_a_sampled_run_says_so_keeps_its_snapshot_steps_and_reports_the_trackers
     assert traced.signal("heap").snapshot_steps is not None   # the step at cp1 taken out as the snapshot's
     assert traced.signal("heap").trend.level_end < 20.5 * MB
     assert any(n.startswith("allocation tracking: tracemalloc with 1 frame") for n in traced.notes)
+
+
+def test_sampled_heap_growth_needs_four_samples_and_no_diff_can_veto_it(tmp_path):
+    # The sampled estimate moves by about one mean (512 KiB): 1 MB is two samples, a clean engine's
+    # measured wobble; the same exact tracemalloc growth is a leak. A sampled diff is an estimate too
+    # (a sample or two on a small leak), so its net growth does not veto the series.
+    t = np.arange(300) * 1.0
+    rng = np.random.default_rng(8)
+    events = [{"type": "test_start", "t": 0.0, "t_wall": 1.7e9}, {"type": "warmup_end", "t": 60.0},
+              {"type": "snapshot", "t": 60.0, "label": "baseline"}, {"type": "snapshot", "t": 299.0, "label": "final"}]
+    no_growth = {"diff-baseline--final.json": synth.diff("baseline", "final", (1.7e9 + 60, 1.7e9 + 299), [
+        synth.site("demo_engine/storage.py", 94, 1024)])}
+    sampled = {"alloc_mode": "sampled", "config": {"sample_bytes": 524288, "sample_frames": 32}}
+
+    def heap_verdict(name, growth_mb, health, diffs=None):
+        heap = 20 + growth_mb * np.clip((t - 60) / 240, 0, 1) + rng.normal(0, 0.01, len(t))
+        rows = synth.make_rows(t, 100 + rng.normal(0, 0.05, len(t)), heap_mb=heap)
+        run = synth.write_run(tmp_path / name, rows, events=events, health=health, diffs=diffs)
+        return reports.analyze(reports.load_run(run))
+
+    small = heap_verdict("small", 1.0, sampled)
+    assert small.signal("heap").verdict == "pass" and "heap_min_growth_mb=2.00 MB" in small.signal("heap").reason
+    assert any("growth floor is 4 samples, 2.00 MB" in n for n in small.notes)
+    assert heap_verdict("exact", 1.0, {"alloc_mode": "tracemalloc"}).signal("heap").verdict == "leak"
+    big = heap_verdict("big", 4.0, sampled, no_growth)
+    assert big.signal("heap").verdict == "leak", big.signal("heap").reason
+    vetoed = heap_verdict("vetoed", 4.0, {"alloc_mode": "tracemalloc"}, no_growth)
+    assert vetoed.signal("heap").verdict == "pass" and "net diff" in vetoed.signal("heap").evidence
