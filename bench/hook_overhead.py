@@ -20,6 +20,7 @@ throughput swings far more than 1% between turns; the sampler share is the noise
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as concurrent_futures
 import json
 import os
 import signal
@@ -74,10 +75,13 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 # parsed JSON, a list of small dicts and tuples, ints, formatted strings, a sort, a JSON answer),
 # the worst case for a per-allocation cost, and a small bounded state per session. ROWS (argv[2],
 # default 4000, i.e. ~30,000 objects per request) makes one request cost several ms of CPU, so
-# that the engine, not the load generator, is what saturates.
+# that the engine, not the load generator, is what saturates. One thread serves one request per
+# connection (HTTP/1.0) from the listen backlog: with CONCURRENCY connects always queued, the engine
+# is never idle and never waits for a GIL hand-off between handler threads (a threaded server here
+# left ~10% of the core idle in those hand-offs on this VM).
 SMALL_ALLOCS = '''
 import json, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 SESSIONS = {}
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 4000
 def work(text, n=ROWS):
@@ -89,7 +93,7 @@ def work(text, n=ROWS):
     ranked = sorted(rows, key=lambda row: (row["tag"], -row["i"]))[:20]
     return {"counts": counts, "top": [[r["i"], r["word"]] for r in ranked]}
 class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.0"  # one request per connection: the single thread serves the backlog in turn
     disable_nagle_algorithm = True  # and one buffered write per response: no delayed-ACK stalls
     wbufsize = 1 << 16
     def log_message(self, *a): pass
@@ -108,7 +112,9 @@ class H(BaseHTTPRequestHandler):
         SESSIONS.setdefault(sid, []).append(answer["top"][0])
         del SESSIONS[sid][:-20]
         self._reply(200, {"content": json.dumps(answer)})
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+class Server(HTTPServer):
+    request_queue_size = 128
+Server(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 '''
 ENGINES = {"demo": None, "stand-in": STAND_IN, "small-allocs": SMALL_ALLOCS}
 ENGINE_TITLES = {"demo": "memsoak-demo-engine (SQLite, LLM latency 0)", "stand-in": "stand-in stdlib app",
@@ -157,7 +163,7 @@ class _Conn:
         while len(self.buf) < length:
             self._recv()
         data, self.buf = self.buf[:length], self.buf[length:]
-        if b"connection: close" in head:
+        if head.startswith(b"http/1.0") or b"connection: close" in head:
             self.close()
         return status, data
 
@@ -265,23 +271,39 @@ class Engine:
                 time.sleep(0.2)
         raise SystemExit(f"bench: engine {self.name!r} not ready after {timeout} s")
 
-    def cpu_seconds(self) -> float:
-        """CPU of the engine's processes only (memsoak-run, when present, is not the engine)."""
+    def members(self) -> list[psutil.Process]:
+        """The engine's processes only (memsoak-run, when present, is not the engine)."""
         try:
             top = psutil.Process(self.proc.pid)
             members = top.children(recursive=True)
             if self.hook_url is None:
                 members.append(top)
         except psutil.Error:
-            return float("nan")
+            return []
+        return members
+
+    def cpu_seconds(self) -> float:
         total = 0.0
-        for member in members:
+        for member in self.members():
             try:
                 times = member.cpu_times()
                 total += times.user + times.system
             except psutil.Error:
                 continue
         return total
+
+    def runqueue_wait_seconds(self) -> float:
+        """Time the engine's threads spent runnable but waiting for a CPU (Linux schedstat): what
+        CPU% misses when other jobs hold the cores. CPU + this wait near 100% of a core = saturated."""
+        total = 0
+        for member in self.members():
+            try:
+                for task in os.listdir(f"/proc/{member.pid}/task"):
+                    with open(f"/proc/{member.pid}/task/{task}/schedstat") as stat:
+                        total += int(stat.read().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / 1e9
 
     def stop(self) -> None:
         try:
@@ -306,7 +328,7 @@ def run_load(engine: Engine, seconds: float, concurrency: int, processes: int) -
             command += ["--hook-url", engine.hook_url]
         commands.append(command)
     seq_before = _hook_json(engine.hook_url, "/health")["last_seq"] if engine.hook_url else 0
-    cpu_before = engine.cpu_seconds()
+    cpu_before, wait_before = engine.cpu_seconds(), engine.runqueue_wait_seconds()
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
     parts = []
     for proc in procs:
@@ -315,6 +337,7 @@ def run_load(engine: Engine, seconds: float, concurrency: int, processes: int) -
             raise SystemExit(f"bench: load generator failed: {err.strip().splitlines()[-1:]}")
         parts.append(json.loads(out))
     cpu_used = engine.cpu_seconds() - cpu_before
+    waited = engine.runqueue_wait_seconds() - wait_before
     latencies = sorted(x for part in parts for x in part["latencies"])
     elapsed = max(part["elapsed"] for part in parts)
     result = {"requests": len(latencies), "errors": sum(part["errors"] for part in parts),
@@ -323,6 +346,7 @@ def run_load(engine: Engine, seconds: float, concurrency: int, processes: int) -
               # the engine's CPU over the turn, in cores (1.0 = one core busy all along): a GIL-bound
               # engine at ~1.0 is saturated, so throughput measures the engine, not the client
               "engine_cores": cpu_used / elapsed,
+              "engine_waiting": waited / elapsed,
               "client_cores": sum(part["client_cpu_s"] for part in parts) / elapsed}
     result["cpu_ms_per_request"] = cpu_used * 1000 / max(result["requests"], 1)
     result["sampler_share"] = 0.0
@@ -342,7 +366,8 @@ def _load_average() -> str:
 
 
 def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes: list[str],
-          sample_bytes: int | None = None, processes: int = 2, rows: int = 4000) -> str:
+          sample_bytes: int | None = None, processes: int = 2, rows: int = 4000,
+          concurrent: bool = False) -> str:
     stand_in_path = None
     if ENGINES[engine_kind] is not None:
         stand_in_path = Path(tempfile.mkdtemp(prefix="memsoak-bench-")) / f"{engine_kind}.py"
@@ -357,17 +382,26 @@ def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes
             run_load(engine, min(seconds, 3.0), concurrency, processes)
         for index in range(rounds):
             order = engines[index % len(engines):] + engines[:index % len(engines)]
+            if concurrent:  # every mode loaded at once: the machine's noise hits all of them alike
+                with concurrent_futures.ThreadPoolExecutor(len(engines)) as pool:
+                    turns = list(pool.map(lambda e: run_load(e, seconds, concurrency, processes), order))
+                for engine, turn in zip(order, turns):
+                    results[engine.name].append(turn)
             for engine in order:
-                results[engine.name].append(run_load(engine, seconds, concurrency, processes))
+                if not concurrent:
+                    results[engine.name].append(run_load(engine, seconds, concurrency, processes))
                 last = results[engine.name][-1]
                 print(f"round {index + 1}/{rounds} {engine.name:28s} {last['rps']:8.1f} req/s  "
                       f"p95 {last['p95_ms']:7.2f} ms  cpu {last['cpu_ms_per_request']:.3f} ms/req  "
-                      f"engine {100 * last['engine_cores']:5.1f}% of a core  "
+                      f"engine {100 * last['engine_cores']:5.1f}% of a core "
+                      f"(+{100 * last['engine_waiting']:4.1f}% waiting for one)  "
                       f"client {100 * last['client_cores']:5.1f}%", file=sys.stderr)
     finally:
         for engine in engines:
             engine.stop()
     title = ENGINE_TITLES[engine_kind].replace("ROWS", str(rows))
+    if concurrent:
+        title += "; CONCURRENT turns (all modes loaded at once, sharing the CPUs)"
     return table(results, modes[0], rounds, seconds, concurrency, title, sample_bytes, processes,
                  f"load average (1, 5, 15 min) before {load_before}, after {_load_average()}; "
                  f"{os.cpu_count()} CPUs")
@@ -381,9 +415,10 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
              "load-generator processes; ratios = median over rounds of (mode / no hook in the same round)",
              machine, "",
              "| mode | req/s (median) | p95 ms (median) | throughput ratio | p95 ratio "
-             "| engine CPU ms/req | CPU ratio | engine CPU, % of one core (min-median) | client CPU % "
+             "| engine CPU ms/req | CPU ratio | engine CPU, % of one core (min-median) "
+             "| + waiting for a CPU (median) | client CPU % "
              "| sampler CPU / engine CPU | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, runs in results.items():
         base_runs = results[baseline]
         rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(runs, base_runs))
@@ -395,6 +430,7 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
                      f"{statistics.median(r['p95_ms'] for r in runs):.2f} | {rps_ratio:.3f} | "
                      f"{p95_ratio:.3f} | {statistics.median(r['cpu_ms_per_request'] for r in runs):.3f} | "
                      f"{cpu_ratio:.3f} | {min(cores):.0f}-{statistics.median(cores):.0f}% | "
+                     f"{100 * statistics.median(r['engine_waiting'] for r in runs):.0f}% | "
                      f"{100 * statistics.median(r['client_cores'] for r in runs):.0f}% | "
                      f"{100 * statistics.median(r['sampler_share'] for r in runs):.3f}% | "
                      f"{sum(r['errors'] for r in runs)} |")
@@ -418,6 +454,9 @@ def main() -> None:
                         help="load-generator processes sharing the connections (default 2)")
     parser.add_argument("--rows", type=int, default=4000,
                         help="small-allocs engine: rows per request, ~8 objects each (default 4000)")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="load every mode at once each round instead of in turn (a cross-check on a "
+                             "noisy machine: the CPUs are shared, so compare CPU ratios, not saturation)")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="", help=argparse.SUPPRESS)
     parser.add_argument("--hook-url", help=argparse.SUPPRESS)
@@ -436,7 +475,7 @@ def main() -> None:
         raise SystemExit("bench: --sample-bytes must be within 1024..1073741824")
     engine_kind = "stand-in" if args.stand_in else args.engine
     print(bench(args.rounds, args.seconds, args.concurrency, engine_kind, modes, args.sample_bytes,
-                args.load_processes, args.rows))
+                args.load_processes, args.rows, args.concurrent))
 
 
 if __name__ == "__main__":
