@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures as concurrent_futures
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -41,6 +42,11 @@ MODES: dict[str, tuple[list[str], dict[str, str]] | None] = {
     "no hook": None,
     "hook: sampled (default)": ([], {"MEMSOAK_ALLOC_MODE": "sampled"}),
     "hook: allocation tracking off": ([], {"MEMSOAK_ALLOC_MODE": "off"}),
+    # the hook's periodic sampling (probes every second) taken out: one sample a minute
+    "hook: tracking off (60 s interval)": ([], {"MEMSOAK_ALLOC_MODE": "off", "MEMSOAK_INTERVAL": "60"}),
+    "hook: sampled (60 s interval)": ([], {"MEMSOAK_ALLOC_MODE": "sampled", "MEMSOAK_INTERVAL": "60"}),
+    # memsoak-run's process tree and environment, the hook itself not started (MEMSOAK_DISABLE)
+    "memsoak-run: hook disabled": ([], {"MEMSOAK_DISABLE": "1"}),
     "hook + tracemalloc 1 frame": (["--tracemalloc-frames", "1"], {"MEMSOAK_ALLOC_MODE": "tracemalloc"}),
     "hook + tracemalloc 25 frames": (["--tracemalloc-frames", "25"], {"MEMSOAK_ALLOC_MODE": "tracemalloc"}),
 }
@@ -251,9 +257,11 @@ class Engine:
             command = [sys.executable, "-m", "demo_engine", "--host", "127.0.0.1", "--port",
                        str(self.port), "--llm-latency-ms", "0", "--rate-limit-rps", "0",
                        "--duplicate-window-s", "0"]
+        self.wrapped = hook_options is not None  # under memsoak-run: the engine is its child
         if hook_options is not None:
             hook_port = free_port()
-            self.hook_url = f"http://127.0.0.1:{hook_port}"
+            if env.get("MEMSOAK_DISABLE") != "1":
+                self.hook_url = f"http://127.0.0.1:{hook_port}"
             command = [sys.executable, "-m", "profiler.run", "--port", str(hook_port), *hook_options,
                        "--", *command]
         self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, env=env)
@@ -276,7 +284,7 @@ class Engine:
         try:
             top = psutil.Process(self.proc.pid)
             members = top.children(recursive=True)
-            if self.hook_url is None:
+            if not self.wrapped:
                 members.append(top)
         except psutil.Error:
             return []
@@ -407,12 +415,20 @@ def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes
                  f"{os.cpu_count()} CPUs")
 
 
+def median_ci(ratios: list[float], draws: int = 2000) -> tuple[float, float]:
+    """90% bootstrap interval of the median of same-round ratios: how far the noise lets it move."""
+    rng = random.Random(11)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return medians[int(0.05 * draws)], medians[int(0.95 * draws) - 1]
+
+
 def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: float,
           concurrency: int, title: str, sample_bytes: int | None = None, processes: int = 1,
           machine: str = "") -> str:
     lines = [f"engine: {title}; sample_bytes {sample_bytes or 'default (512 KiB)'}; "
              f"{rounds} alternating rounds x {seconds:g} s, {concurrency} connections from {processes} "
-             "load-generator processes; ratios = median over rounds of (mode / no hook in the same round)",
+             "load-generator processes; ratios = median over rounds of (mode / no hook in the same round) "
+             "(90% bootstrap interval of that median)",
              machine, "",
              "| mode | req/s (median) | p95 ms (median) | throughput ratio | p95 ratio "
              "| engine CPU ms/req | CPU ratio | engine CPU, % of one core (min-median) "
@@ -421,14 +437,17 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, runs in results.items():
         base_runs = results[baseline]
-        rps_ratio = statistics.median(r["rps"] / b["rps"] for r, b in zip(runs, base_runs))
-        p95_ratio = statistics.median(r["p95_ms"] / b["p95_ms"] for r, b in zip(runs, base_runs))
+        rps_ratios = [r["rps"] / b["rps"] for r, b in zip(runs, base_runs)]
+        p95_ratios = [r["p95_ms"] / b["p95_ms"] for r, b in zip(runs, base_runs)]
+        rps_ratio, p95_ratio = statistics.median(rps_ratios), statistics.median(p95_ratios)
+        (rps_low, rps_high), (p95_low, p95_high) = median_ci(rps_ratios), median_ci(p95_ratios)
         cpu_ratio = statistics.median(r["cpu_ms_per_request"] / b["cpu_ms_per_request"]
                                       for r, b in zip(runs, base_runs))
         cores = [100 * r["engine_cores"] for r in runs]
         lines.append(f"| {name} | {statistics.median(r['rps'] for r in runs):.1f} | "
-                     f"{statistics.median(r['p95_ms'] for r in runs):.2f} | {rps_ratio:.3f} | "
-                     f"{p95_ratio:.3f} | {statistics.median(r['cpu_ms_per_request'] for r in runs):.3f} | "
+                     f"{statistics.median(r['p95_ms'] for r in runs):.2f} | {rps_ratio:.3f} "
+                     f"({rps_low:.2f}-{rps_high:.2f}) | {p95_ratio:.3f} ({p95_low:.2f}-{p95_high:.2f}) | "
+                     f"{statistics.median(r['cpu_ms_per_request'] for r in runs):.3f} | "
                      f"{cpu_ratio:.3f} | {min(cores):.0f}-{statistics.median(cores):.0f}% | "
                      f"{100 * statistics.median(r['engine_waiting'] for r in runs):.0f}% | "
                      f"{100 * statistics.median(r['client_cores'] for r in runs):.0f}% | "

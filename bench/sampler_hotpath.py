@@ -14,6 +14,12 @@ Workloads (the function `work` is the small-allocs engine's request body in benc
 
     python bench/sampler_hotpath.py                       # both workloads, this tree's extension
     python bench/sampler_hotpath.py --so OTHER.so         # compare another build of the extension
+    python bench/sampler_hotpath.py --whole-engine        # the small-allocs engine process as a whole
+
+`--whole-engine` runs bench/hook_overhead.py's small-allocs engine under cachegrind (instructions
+only) unhooked, and under memsoak-run with allocation tracking off and sampled (hook interval 60 s,
+i.e. the per-request path only), sends it 10 then 30 requests, and prints instructions per request
+(run(30) - run(10)) / 20 per configuration and their ratio to the unhooked engine.
 """
 from __future__ import annotations
 
@@ -21,9 +27,12 @@ import argparse
 import importlib.util
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 ROWS = 4000
 
@@ -69,12 +78,87 @@ def cachegrind(args: list[str]) -> dict[str, int]:
     return counts
 
 
+def _post(port: int, path: str, body: bytes) -> bytes:
+    """One request on its own connection (the engine answers HTTP/1.0 and closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+        data = b""
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    return data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def whole_engine_instructions(config: str, requests: int, folder: str) -> int:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from hook_overhead import SMALL_ALLOCS
+    script = os.path.join(folder, "small_allocs.py")
+    with open(script, "w") as out:
+        out.write(SMALL_ALLOCS)
+    port, log = _free_port(), os.path.join(folder, f"{config}-{requests}.log")
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               f"--log-file={log}", sys.executable, script, str(port)]
+    if config != "no hook":
+        command = [sys.executable, "-m", "profiler.run", "--port", str(_free_port()), "--interval", "60",
+                   "--alloc-mode", config, "--", *command]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                _post(port, "/api/engine/chat/sessions", b'{"title": "cachegrind"}')
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"sampler_hotpath: the engine ({config}) did not start")
+                time.sleep(0.5)
+        for k in range(requests):
+            _post(port, "/api/engine/chat/sessions/0/messages",
+                  b'{"content": "message %d: how much memory does this take?"}' % k)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    with open(log) as text:
+        match = re.search(r"I\s+refs:\s+([\d,]+)", text.read())
+    if match is None:
+        raise SystemExit(f"sampler_hotpath: no instruction count in {log}")
+    return int(match.group(1).replace(",", ""))
+
+
+def whole_engine() -> None:
+    print("small-allocs engine under cachegrind: instructions per request = (run(30) - run(10)) / 20\n")
+    print("| engine | instructions per request | ratio to no hook |")
+    print("|---|---:|---:|")
+    base = None
+    with tempfile.TemporaryDirectory() as folder:
+        for config in ("no hook", "off", "sampled"):
+            low, high = (whole_engine_instructions(config, n, folder) for n in (10, 30))
+            per_request = (high - low) / 20
+            base = base or per_request
+            label = config if config == "no hook" else f"memsoak-run, allocation tracking {config}"
+            print(f"| {label} | {per_request:,.0f} | {per_request / base:.4f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--so", help="the extension to measure (default: this tree's build)")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--held-mb", type=int, default=48, help="big-heap workload: MB held live")
     parser.add_argument("--workloads", default="engine,big-heap")
+    parser.add_argument("--whole-engine", action="store_true",
+                        help="instructions per request of the whole small-allocs engine process instead")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-so", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sample-bytes", type=int, default=512 * 1024, help=argparse.SUPPRESS)
@@ -82,6 +166,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args.child_so or None, args.sample_bytes, args.held, args.iterations)
+        return
+    if args.whole_engine:
+        whole_engine()
         return
     so = args.so
     if so is None:
