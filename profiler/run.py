@@ -91,6 +91,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--interval {args.interval}: must be > 0 seconds")
     if args.tracemalloc_frames is not None and args.tracemalloc_frames < 0:
         parser.error("--tracemalloc-frames must be >= 0 (0 = off)")
+    if args.alloc_mode == "sampled" and (args.tracemalloc_frames or 0) > 0:
+        parser.error(f"--tracemalloc-frames {args.tracemalloc_frames} starts tracemalloc, which --alloc-mode "
+                     "sampled does not read (and pays for): drop it, or use --alloc-mode tracemalloc")
     for flag, name in (("--sample-bytes", "sample_bytes"), ("--sample-frames", "sample_frames")):
         low, high = _LIMITS[name]
         if getattr(args, name) is not None and not low <= getattr(args, name) <= high:

@@ -54,6 +54,7 @@ def test_tracemalloc_and_off_modes_override_the_environment(port: int, mode: str
     (["--sample-bytes", "2GiB"], "--sample-bytes"),
     (["--sample-frames", "0"], "--sample-frames 0: must be within 1..128"),
     (["--sample-frames", "129"], "--sample-frames 129"),
+    (["--alloc-mode", "sampled", "--tracemalloc-frames", "1"], "--tracemalloc-frames 1 starts tracemalloc"),
 ])
 def test_bad_values_are_one_line_usage_errors_and_start_nothing(options: list[str], named: str) -> None:
     done = subprocess.run([*MEMSOAK_RUN, *options, "--", sys.executable, "-c", "print('engine ran')"],
