@@ -2,20 +2,25 @@
 
 Starts one engine per mode side by side (default: no hook; the hook in its default mode, i.e. the
 sampled allocation tracker at its default rate; the hook with tracemalloc at 1 frame, for contrast;
-`--modes` adds allocation tracking off and tracemalloc at 25 frames), each a real process on a
-loopback port, then runs ROUNDS rounds in which every mode
-gets the same load in turn (the order rotates each round, so drift on a shared machine spreads over
-all modes). The load is a separate process: C threads on keep-alive connections, each creating a
-chat session and posting varied messages to it, bounded by --seconds per turn; in hooked modes it
-also polls the hook's /samples every second, as the harness does. Printed: a Markdown table of
-throughput, p95 and the engine's CPU per request per mode, and their ratios to the unhooked
-baseline (median over rounds of same-round ratios), and the sampler's own CPU (its thread time, as
-reported in each sample's sample_cost_us) as a share of the engine's CPU. On a shared machine
-throughput swings far more than 1% between turns; the sampler share is the noise-free figure.
+`--modes` adds allocation tracking off, memsoak-run with the hook disabled, 60 s sampling intervals
+and tracemalloc at 25 frames), each a real process on a loopback port, then runs ROUNDS rounds in
+which every mode gets the same load in turn (A/B/A/B; the order rotates each round, so drift on a
+shared machine spreads over all modes), or all at once with --concurrent. The load: 8 keep-alive
+connections from 2 load-generator processes (a lean raw-socket client), each creating a chat
+session and posting varied messages to it, bounded by --seconds per turn; in hooked modes it also
+polls the hook's /samples every second, as the harness does.
+
+Saturation is shown: each turn prints the engine's CPU as % of one core and its run-queue wait
+(schedstat: runnable, waiting for a CPU); CPU + wait near 100% means the engine always had work.
+Printed at the end: a Markdown table of throughput, p95 and CPU per request per mode, their ratios
+to the unhooked baseline (median over rounds of same-round ratios, with a 90% bootstrap interval),
+engine and client CPU, the sampler's own CPU share, and the load average before and after. On a
+shared machine throughput swings far more than a few % between turns: read the intervals, and
+bench/sampler_hotpath.py (cachegrind) for the tracker's cost free of timing noise.
 
     python bench/hook_overhead.py                       # the demo engine (memsoak-demo-engine)
-    python bench/hook_overhead.py --stand-in            # a tiny stdlib app instead
     python bench/hook_overhead.py --engine small-allocs # many small allocations per request
+    python bench/hook_overhead.py --stand-in            # a tiny threaded stdlib app
 """
 from __future__ import annotations
 
@@ -458,8 +463,8 @@ def table(results: dict[str, list[dict]], baseline: str, rounds: int, seconds: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=4.0, help="load per mode per round")
+    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=2.0, help="load per mode per round")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--stand-in", action="store_true", help="a tiny stdlib app (= --engine stand-in)")
     parser.add_argument("--engine", choices=list(ENGINES), default="demo",
