@@ -14,17 +14,20 @@ Workloads (the function `work` is the small-allocs engine's request body in benc
 
     python bench/sampler_hotpath.py                       # both workloads, this tree's extension
     python bench/sampler_hotpath.py --so OTHER.so         # compare another build of the extension
-    python bench/sampler_hotpath.py --whole-engine        # the small-allocs engine process as a whole
+    python bench/sampler_hotpath.py --whole-engine small-allocs  # an engine process as a whole
+    python bench/sampler_hotpath.py --whole-engine demo
 
-`--whole-engine` runs bench/hook_overhead.py's small-allocs engine under cachegrind (instructions
-only) unhooked, and under memsoak-run with allocation tracking off and sampled (hook interval 60 s,
-i.e. the per-request path only), sends it 10 then 30 requests, and prints instructions per request
-(run(30) - run(10)) / 20 per configuration and their ratio to the unhooked engine.
+`--whole-engine` runs bench/hook_overhead.py's small-allocs engine (or the demo engine, SQLite, LLM
+latency 0) under cachegrind (instructions only) unhooked, and under memsoak-run with allocation
+tracking off and sampled (hook interval 60 s, i.e. the per-request path only), sends it N then 3N
+requests one connection each, and prints instructions per request (run(3N) - run(N)) / 2N per
+configuration and their ratio to the unhooked engine.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -79,14 +82,18 @@ def cachegrind(args: list[str]) -> dict[str, int]:
 
 
 def _post(port: int, path: str, body: bytes) -> bytes:
-    """One request on its own connection (the engine answers HTTP/1.0 and closes)."""
+    """One request on its own connection (Connection: close); returns the reply's body."""
     with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
         sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+                     b"X-API-Key: demo-key\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                     % (path.encode(), len(body), body))
         data = b""
         while chunk := sock.recv(1 << 16):
             data += chunk
-    return data
+    head, _, payload = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or int(head[9:12]) >= 400:
+        raise ValueError(f"engine answered {head[:40]!r}")
+    return payload
 
 
 def _free_port() -> int:
@@ -95,15 +102,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def whole_engine_instructions(config: str, requests: int, folder: str) -> int:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from hook_overhead import SMALL_ALLOCS
-    script = os.path.join(folder, "small_allocs.py")
-    with open(script, "w") as out:
-        out.write(SMALL_ALLOCS)
-    port, log = _free_port(), os.path.join(folder, f"{config}-{requests}.log")
+def whole_engine_instructions(engine: str, config: str, requests: int, folder: str) -> int:
+    port, log = _free_port(), os.path.join(folder, f"{engine}-{config}-{requests}.log")
+    if engine == "demo":
+        target = ["-m", "demo_engine", "--host", "127.0.0.1", "--port", str(port), "--llm-latency-ms", "0",
+                  "--rate-limit-rps", "0", "--duplicate-window-s", "0"]
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from hook_overhead import SMALL_ALLOCS
+        script = os.path.join(folder, "small_allocs.py")
+        with open(script, "w") as out:
+            out.write(SMALL_ALLOCS)
+        target = [script, str(port)]
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               f"--log-file={log}", sys.executable, script, str(port)]
+               f"--log-file={log}", sys.executable, *target]
     if config != "no hook":
         command = [sys.executable, "-m", "profiler.run", "--port", str(_free_port()), "--interval", "60",
                    "--alloc-mode", config, "--", *command]
@@ -112,17 +124,20 @@ def whole_engine_instructions(config: str, requests: int, folder: str) -> int:
     proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while True:
             try:
-                _post(port, "/api/engine/chat/sessions", b'{"title": "cachegrind"}')
+                created = _post(port, "/api/engine/chat/sessions", b'{"title": "cachegrind"}')
                 break
-            except OSError:
+            except (OSError, ValueError):
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"sampler_hotpath: the engine ({config}) did not start")
+                    raise SystemExit(f"sampler_hotpath: the engine ({engine}, {config}) did not start")
                 time.sleep(0.5)
+        session = json.loads(created)["id"]
         for k in range(requests):
-            _post(port, "/api/engine/chat/sessions/0/messages",
+            if engine == "demo" and k and k % 20 == 0:  # fresh sessions now and then, as real load has
+                session = json.loads(_post(port, "/api/engine/chat/sessions", b'{"title": "cachegrind"}'))["id"]
+            _post(port, f"/api/engine/chat/sessions/{session}/messages",
                   b'{"content": "message %d: how much memory does this take?"}' % k)
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=300)
@@ -137,15 +152,17 @@ def whole_engine_instructions(config: str, requests: int, folder: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
-def whole_engine() -> None:
-    print("small-allocs engine under cachegrind: instructions per request = (run(30) - run(10)) / 20\n")
+def whole_engine(engine: str) -> None:
+    low_n, high_n = (10, 30) if engine == "small-allocs" else (40, 120)
+    print(f"{engine} engine under cachegrind: instructions per request = (run({high_n}) - run({low_n})) "
+          f"/ {high_n - low_n}\n")
     print("| engine | instructions per request | ratio to no hook |")
     print("|---|---:|---:|")
     base = None
     with tempfile.TemporaryDirectory() as folder:
         for config in ("no hook", "off", "sampled"):
-            low, high = (whole_engine_instructions(config, n, folder) for n in (10, 30))
-            per_request = (high - low) / 20
+            low, high = (whole_engine_instructions(engine, config, n, folder) for n in (low_n, high_n))
+            per_request = (high - low) / (high_n - low_n)
             base = base or per_request
             label = config if config == "no hook" else f"memsoak-run, allocation tracking {config}"
             print(f"| {label} | {per_request:,.0f} | {per_request / base:.4f} |", flush=True)
@@ -157,8 +174,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--held-mb", type=int, default=48, help="big-heap workload: MB held live")
     parser.add_argument("--workloads", default="engine,big-heap")
-    parser.add_argument("--whole-engine", action="store_true",
-                        help="instructions per request of the whole small-allocs engine process instead")
+    parser.add_argument("--whole-engine", choices=["small-allocs", "demo"],
+                        help="instructions per request of a whole engine process instead")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-so", default="", help=argparse.SUPPRESS)
     parser.add_argument("--sample-bytes", type=int, default=512 * 1024, help=argparse.SUPPRESS)
@@ -168,7 +185,7 @@ def main() -> None:
         child(args.child_so or None, args.sample_bytes, args.held, args.iterations)
         return
     if args.whole_engine:
-        whole_engine()
+        whole_engine(args.whole_engine)
         return
     so = args.so
     if so is None:
