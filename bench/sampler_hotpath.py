@@ -69,7 +69,8 @@ def cachegrind(args: list[str]) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=yes",
                                f"--cachegrind-out-file={folder}/out", sys.executable, __file__, *args],
-                              capture_output=True, text=True, timeout=1800)
+                              capture_output=True, text=True, timeout=1800,
+                              env={**os.environ, "PYTHONHASHSEED": "0"})  # same dict layouts every run
     if done.returncode != 0:
         raise SystemExit(f"sampler_hotpath: the child failed: {done.stderr.strip().splitlines()[-3:]}")
     counts = {}
@@ -120,7 +121,8 @@ def whole_engine_instructions(engine: str, config: str, requests: int, folder: s
         command = [sys.executable, "-m", "profiler.run", "--port", str(_free_port()), "--interval", "60",
                    "--alloc-mode", config, "--", *command]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "PYTHONHASHSEED": "0"}
     proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
