@@ -27,7 +27,8 @@ from typing import Any, Sequence
 import psutil
 
 from . import memray_support
-from .config import DEFAULT_HOST, DEFAULT_PORT, load_config
+from .config import (_LIMITS, ALLOC_MODES, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SAMPLE_BYTES,
+                     DEFAULT_SAMPLE_FRAMES, load_config)
 
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 HOOK_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,6 +55,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, help="seconds between samples (MEMSOAK_INTERVAL, default 1)")
     parser.add_argument("--tracemalloc-frames", type=int,
                         help="start tracemalloc with N frames (MEMSOAK_TRACEMALLOC_FRAMES, default 0 = off)")
+    parser.add_argument("--alloc-mode", choices=ALLOC_MODES,
+                        help="allocation tracking (MEMSOAK_ALLOC_MODE): sampled (the default when the "
+                             "extension is built), tracemalloc (exact, expensive) or off")
+    parser.add_argument("--sample-bytes", type=int, metavar="N",
+                        help=f"sampled mode: mean bytes between samples (MEMSOAK_SAMPLE_BYTES, default "
+                             f"{DEFAULT_SAMPLE_BYTES}, {_LIMITS['sample_bytes'][0]}..{_LIMITS['sample_bytes'][1]})")
+    parser.add_argument("--sample-frames", type=int, metavar="N",
+                        help=f"sampled mode: frames kept per sample (MEMSOAK_SAMPLE_FRAMES, default "
+                             f"{DEFAULT_SAMPLE_FRAMES}, {_LIMITS['sample_frames'][0]}..{_LIMITS['sample_frames'][1]})")
     parser.add_argument("--uss", action="store_true", help="sample USS from smaps (MEMSOAK_USS=1)")
     parser.add_argument("--gc-objects", action="store_true",
                         help="count all gc objects each sample (MEMSOAK_GC_OBJECTS=1)")
@@ -81,6 +91,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--interval {args.interval}: must be > 0 seconds")
     if args.tracemalloc_frames is not None and args.tracemalloc_frames < 0:
         parser.error("--tracemalloc-frames must be >= 0 (0 = off)")
+    if args.alloc_mode == "sampled" and (args.tracemalloc_frames or 0) > 0:
+        parser.error(f"--tracemalloc-frames {args.tracemalloc_frames} starts tracemalloc, which --alloc-mode "
+                     "sampled does not read (and pays for): drop it, or use --alloc-mode tracemalloc")
+    for flag, name in (("--sample-bytes", "sample_bytes"), ("--sample-frames", "sample_frames")):
+        low, high = _LIMITS[name]
+        if getattr(args, name) is not None and not low <= getattr(args, name) <= high:
+            parser.error(f"{flag} {getattr(args, name)}: must be within {low}..{high}")
     if not (0.0 <= args.grace <= 3600.0):   # NaN fails both
         parser.error(f"--grace {args.grace}: must be 0..3600 seconds between the stop signal and SIGKILL")
     if args.memray and os.path.exists(args.memray):
@@ -94,7 +111,9 @@ def hook_env(args: argparse.Namespace) -> dict[str, str]:
     env: dict[str, str] = {}
     pairs: dict[str, Any] = {"MEMSOAK_HOOK_PORT": args.port, "MEMSOAK_HOOK_HOST": args.host,
                              "MEMSOAK_HOOK_TOKEN": args.token, "MEMSOAK_INTERVAL": args.interval,
-                             "MEMSOAK_TRACEMALLOC_FRAMES": args.tracemalloc_frames}
+                             "MEMSOAK_TRACEMALLOC_FRAMES": args.tracemalloc_frames,
+                             "MEMSOAK_ALLOC_MODE": args.alloc_mode, "MEMSOAK_SAMPLE_BYTES": args.sample_bytes,
+                             "MEMSOAK_SAMPLE_FRAMES": args.sample_frames}
     for name, value in pairs.items():
         if value is not None:
             env[name] = str(value)
