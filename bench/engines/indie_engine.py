@@ -14,8 +14,11 @@ oldest evicted; 20 messages of history each), and plants one leak by name:
 
     python bench/engines/indie_engine.py --port 8000 [--leak exc_keep|closure_registry]
 
-Used by bench/verdict_real.py --indie (a run under `memsoak soak`) as a check on engines the
-verdict was not built against (issue 9).
+A check on an engine the verdict was not built against (issue 9), soaked as a user would soak
+their own engine:
+
+    memsoak soak --host http://127.0.0.1:8000 --duration 5m --users 20 --spawn-rate 10 \
+        --think-min-s 0.05 --think-max-s 0.2 -- python bench/engines/indie_engine.py --port 8000 --leak exc_keep
 """
 from __future__ import annotations
 
