@@ -380,20 +380,31 @@ def _load_average() -> str:
 
 def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes: list[str],
           sample_bytes: int | None = None, processes: int = 2, rows: int = 4000,
-          concurrent: bool = False) -> str:
+          concurrent: bool = False, restart_every: int = 4) -> str:
     stand_in_path = None
     if ENGINES[engine_kind] is not None:
         stand_in_path = Path(tempfile.mkdtemp(prefix="memsoak-bench-")) / f"{engine_kind}.py"
         stand_in_path.write_text(ENGINES[engine_kind])
     load_before = _load_average()
-    engines = [Engine(name, MODES[name], stand_in_path, sample_bytes, rows) for name in modes]
     results: dict[str, list[dict]] = {name: [] for name in modes}
-    try:
+    engines: list[Engine] = []
+
+    def start_engines() -> None:
+        engines[:] = [Engine(name, MODES[name], stand_in_path, sample_bytes, rows) for name in modes]
         for engine in engines:
             engine.wait_ready()
         for engine in engines:  # warm-up: imports, caches, first sessions
             run_load(engine, min(seconds, 3.0), concurrency, processes)
+
+    try:
+        start_engines()
         for index in range(rounds):
+            # fresh processes every few rounds: one process's memory layout can make it a few %
+            # faster or slower for its whole life, a bias that more rounds alone never average out
+            if restart_every and index and index % restart_every == 0:
+                for engine in engines:
+                    engine.stop()
+                start_engines()
             order = engines[index % len(engines):] + engines[:index % len(engines)]
             if concurrent:  # every mode loaded at once: the machine's noise hits all of them alike
                 with concurrent_futures.ThreadPoolExecutor(len(engines)) as pool:
@@ -415,6 +426,8 @@ def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes
     title = ENGINE_TITLES[engine_kind].replace("ROWS", str(rows))
     if concurrent:
         title += "; CONCURRENT turns (all modes loaded at once, sharing the CPUs)"
+    if restart_every:
+        title += f"; engines restarted every {restart_every} rounds"
     return table(results, modes[0], rounds, seconds, concurrency, title, sample_bytes, processes,
                  f"load average (1, 5, 15 min) before {load_before}, after {_load_average()}; "
                  f"{os.cpu_count()} CPUs")
@@ -478,6 +491,9 @@ def main() -> None:
                         help="load-generator processes sharing the connections (default 2)")
     parser.add_argument("--rows", type=int, default=4000,
                         help="small-allocs engine: rows per request, ~8 objects each (default 4000)")
+    parser.add_argument("--restart-every", type=int, default=4, metavar="N",
+                        help="start fresh engine processes every N rounds (default 4; 0 = never): a "
+                             "process's memory layout biases it for its whole life")
     parser.add_argument("--concurrent", action="store_true",
                         help="load every mode at once each round instead of in turn (a cross-check on a "
                              "noisy machine: the CPUs are shared, so compare CPU ratios, not saturation)")
@@ -491,6 +507,7 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",")]
     unknown = [m for m in modes if m not in MODES]
     if (unknown or args.rounds < 1 or args.seconds <= 0 or args.concurrency < 1 or args.rows < 1
+            or args.restart_every < 0
             or not 1 <= args.load_processes <= args.concurrency):
         raise SystemExit(f"bench: bad options ({unknown or 'rounds/seconds/concurrency'}): modes are "
                          f"{', '.join(MODES)}; rounds, seconds, concurrency, rows must be positive, "
@@ -499,7 +516,7 @@ def main() -> None:
         raise SystemExit("bench: --sample-bytes must be within 1024..1073741824")
     engine_kind = "stand-in" if args.stand_in else args.engine
     print(bench(args.rounds, args.seconds, args.concurrency, engine_kind, modes, args.sample_bytes,
-                args.load_processes, args.rows, args.concurrent))
+                args.load_processes, args.rows, args.concurrent, args.restart_every))
 
 
 if __name__ == "__main__":
