@@ -80,13 +80,16 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int, engine: tuple[str, ...] 
     reaches one (tracemalloc with more than one frame): that is the line a developer fixes, and the
     many library lines one engine call allocates on add up there. Its traceback still shows the
     library frames first. `engine`: the engine's own packages, never library code (see
-    engine_frame).
+    engine_frame). An engine line with no library frame outside it is the program's root (the
+    script that calls `uvicorn.run`), not a line a framework called: a stack whose only engine
+    frames are there keeps its library line.
     """
     intervals, widest = chain(diffs)
     if len(intervals) < 2 and widest is not None:
         intervals = [widest]
     table: dict[str, Suspect] = {}
     for diff in intervals:
+        depth = int(diff.get("traceback_frames") or 10**6)   # a stack this deep may be cut short
         seen: set[str] = set()
         grouped: dict[str, list[Any]] = {}   # key -> [size_diff, count_diff, traceback, best size_diff]
         for site in list(diff.get("by_size") or []) + list(diff.get("by_count") or []):
@@ -99,6 +102,13 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int, engine: tuple[str, ...] 
             seen.add(line_key)
             frames = [str(f) for f in site.get("traceback") or [] if not _is_hook(str(f))] or [line_key]
             caller = engine_frame(frames, engine)
+            if caller is not None and len(frames) < depth and not any(
+                    _is_library(f, engine) for f in frames[frames.index(caller) + 1:]):
+                # No library frame outside it: the engine line is the program's root (the script's
+                # `uvicorn.run(app)`), not a handler a framework called. Every allocation of the
+                # server and its event loop would add up there, above the engine's own lines (an
+                # exc_keep run: 90 MB at the root); the library line says more.
+                caller = None
             key = caller if _is_library(line_key, engine) and caller else line_key
             size = float(site.get("size_diff") or 0)
             entry = grouped.setdefault(key, [0.0, 0.0, frames, -float("inf")])

@@ -74,7 +74,9 @@ def test_library_allocations_count_under_the_engine_line_that_called_them():
         return {"file": "/usr/lib/python3.11/logging/__init__.py", "line": line, "size_diff": size,
                 "count_diff": 10, "traceback": [f"/usr/lib/python3.11/logging/__init__.py:{line}",
                                                 "/usr/lib/python3.11/logging/__init__.py:2100",
-                                                "/srv/engine/chat.py:42", "/srv/engine/app.py:7"]}
+                                                "/srv/engine/chat.py:42", "/srv/engine/app.py:7",
+                                                "/usr/lib/python3/dist-packages/uvicorn/server.py:68",
+                                                "/srv/engine/main.py:3"]}
     engine_site = {"file": "/srv/engine/store.py", "line": 9, "size_diff": 3000, "count_diff": 3,
                    "traceback": ["/srv/engine/store.py:9"]}
     diffs = [synth.diff("baseline", "cp1", ("1", "2"), [logging_site(1353, 2000), logging_site(1500, 1800), engine_site]),
@@ -95,13 +97,37 @@ def test_an_engine_installed_in_site_packages_is_named_at_its_own_line_not_its_c
     pkgs = "/usr/local/lib/python3.11/site-packages"
 
     def planted(size: int) -> dict:
-        return {"file": f"{pkgs}/demo_engine/leaks.py", "line": 132, "size_diff": size, "count_diff": 5,
+        return {"file": "/usr/local/lib/python3.11/logging/__init__.py", "line": 1353, "size_diff": size, "count_diff": 5,
                 "traceback": [f"/usr/local/lib/python3.11/logging/__init__.py:1353", f"{pkgs}/demo_engine/leaks.py:132",
                               f"{pkgs}/uvicorn/protocols/http/h11_impl.py:404", "/usr/local/bin/memsoak-demo-engine:8"]}
     diffs = [synth.diff("baseline", "cp1", ("1", "2"), [planted(5000)]),
              synth.diff("cp1", "final", ("2", "3"), [planted(5200)])]
-    assert rank_sites(diffs, 5)[0].key == "/usr/local/bin/memsoak-demo-engine:8"   # without the hook's word
+    # without the hook's word: the library line, never the console script's stub (the stack's root)
+    assert rank_sites(diffs, 5)[0].key == "/usr/local/lib/python3.11/logging/__init__.py:1353"
     named = rank_sites(diffs, 5, ("demo_engine",))[0]
     assert named.key == f"{pkgs}/demo_engine/leaks.py:132" and named.engine_frame == named.key
     # a library that happens to share a prefix with the engine's name is still a library
-    assert rank_sites(diffs, 5, ("demo",))[0].key == "/usr/local/bin/memsoak-demo-engine:8"
+    assert rank_sites(diffs, 5, ("demo",))[0].key == "/usr/local/lib/python3.11/logging/__init__.py:1353"
+
+
+def test_a_library_stack_under_the_programs_root_stays_at_its_library_line():
+    # Allocations of the server and its event loop have one engine frame: the script's root
+    # (`uvicorn.run(app)`). Counted there they added up to the largest "site" (90 MB in an
+    # exc_keep run), above the engine lines that leaked.
+    def loop_site(line: int, size: int) -> dict:
+        return {"file": "/usr/lib/python3.11/asyncio/locks.py", "line": line, "size_diff": size, "count_diff": 9,
+                "traceback": [f"/usr/lib/python3.11/asyncio/locks.py:{line}",
+                              "/usr/lib/python3/dist-packages/uvicorn/server.py:86",
+                              "/srv/engine/main.py:148", "/srv/engine/main.py:152"]}
+    leak = {"file": "/srv/engine/main.py", "line": 55, "size_diff": 3000, "count_diff": 3,
+            "traceback": ["/srv/engine/main.py:55", "/usr/lib/python3/dist-packages/starlette/routing.py:62",
+                          "/srv/engine/main.py:148", "/srv/engine/main.py:152"]}
+    diffs = [synth.diff("baseline", "cp1", ("1", "2"), [loop_site(168, 2500), loop_site(200, 2000), leak]),
+             synth.diff("cp1", "final", ("2", "3"), [loop_site(168, 2500), loop_site(200, 2000), leak])]
+    ranked = rank_sites(diffs, 5)
+    assert ranked[0].key == "/srv/engine/main.py:55"
+    assert "/srv/engine/main.py:148" not in [s.key for s in ranked]
+    assert ranked[1].key == "/usr/lib/python3.11/asyncio/locks.py:168"
+    # a stack cut at the tracker's depth may hide the framework above: the walk still applies
+    deep = [dict(d, traceback_frames=4) for d in diffs]
+    assert rank_sites(deep, 5)[0].key == "/srv/engine/main.py:148"
