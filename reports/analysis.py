@@ -281,10 +281,15 @@ def _tests_text(trend: Trend, ops: OpsTrend | None) -> str:
     return ", ".join(parts)
 
 
+def hook_health(run: RunData) -> dict[str, Any]:
+    """The hook's /health as the harness recorded it at the start ({} when missing or malformed)."""
+    health = run.run_json.get("health")
+    return health if isinstance(health, dict) else {}
+
+
 def alloc_mode(run: RunData) -> str | None:
     """The hook's allocation mode as its /health said at the start (sampled, tracemalloc, off)."""
-    health = run.run_json.get("health")
-    mode = health.get("alloc_mode") if isinstance(health, dict) else None
+    mode = hook_health(run).get("alloc_mode")
     return mode if isinstance(mode, str) else None
 
 
@@ -298,7 +303,7 @@ def sampled_heap_floor_mb(run: RunData) -> float | None:
     sample or two is the sampler's granularity as much as the engine's: three of four clean-engine
     heaps (5-minute runs, 20 users) read +0.6 to +1.1 MB with the slope test significant, against
     heap_min_growth_mb's 0.25 MB (a floor set for exact tracemalloc)."""
-    health = run.run_json.get("health") if isinstance(run.run_json.get("health"), dict) else {}
+    health = hook_health(run)
     config = health.get("config") if isinstance(health.get("config"), dict) else {}
     mean = config.get("sample_bytes")
     if not isinstance(mean, (int, float)) or mean <= 0:
@@ -587,7 +592,7 @@ def _events(run: RunData) -> dict[str, Any]:
 def alloc_note(run: RunData, events: dict[str, Any]) -> str | None:
     """One line: which allocation mode ran (issue 11) and what it cost, from the hook's /health."""
     end = events.get("alloc_tracking") or {}
-    health = run.run_json.get("health") if isinstance(run.run_json.get("health"), dict) else {}
+    health = hook_health(run)
     mode = end.get("mode") or health.get("alloc_mode")
     config = end.get("config") or health.get("config") or {}
     why = end.get("note") or health.get("alloc_note")
@@ -647,7 +652,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all, snapshot_times,
                                           net_heap) for spec in specs) if s is not None]
     by_name = {s.name: s for s in signals}
-    health = run.run_json.get("health") if isinstance(run.run_json.get("health"), dict) else {}
+    health = hook_health(run)
     engine = tuple(str(p) for p in health.get("engine_packages") or [] if isinstance(p, str))
     sites = rank_sites(run.diffs, int(values["top_n"]), engine)
     fuse_sites(by_name.get("heap"), sites, net_heap, values)
