@@ -100,15 +100,19 @@ def knob(default: Any, help: str, range: Range | None = None, *, parse: Callable
 
 
 def knobs_of(cls: type) -> tuple[Knob, ...]:
-    """The knobs declared on a dataclass with `knob(...)` fields, in field order."""
+    """The knobs declared on a dataclass with `knob(...)` fields, in field order.
+
+    The declaration is the field's `metadata["knob"]`, a plain dict (help, and optionally range,
+    parse, secret, cli, env, conf): a side that must not import memsoak (the hook, which engine
+    images install as profiler/ alone) writes the same dict itself (profiler/config.py)."""
     out = []
     for field in dataclasses.fields(cls):
         meta = field.metadata.get("knob")
         if meta is None:
             continue
-        kind = meta["parse"] or _TYPES.get(str(field.type).split("|")[0].strip(), field.type)
-        out.append(Knob(field.name, kind, field.default, meta["help"], meta["range"], meta["secret"],
-                        meta["cli"], meta["env"], meta["conf"]))
+        kind = meta.get("parse") or _TYPES.get(str(field.type).split("|")[0].strip(), field.type)
+        out.append(Knob(field.name, kind, field.default, meta["help"], meta.get("range"), meta.get("secret", False),
+                        meta.get("cli", DERIVED), meta.get("env", DERIVED), meta.get("conf", True)))
     return tuple(out)
 
 
@@ -131,15 +135,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _range_text(spec: Knob) -> str:
     if spec.range is None or spec.range == ANY_NUMBER:
         return ""
     low, high, low_ok = spec.range
     parts = []
     if low is not None:
-        parts.append(f"{'>=' if low_ok else '>'} {low:g}")
+        parts.append(f"{'>=' if low_ok else '>'} {_number(low)}")
     if high is not None:
-        parts.append(f"<= {high:g}")
+        parts.append(f"<= {_number(high)}")
     return f" (range: {' and '.join(parts)})"
 
 
@@ -158,7 +166,7 @@ def markdown(sides: Iterable[tuple[str, str, Iterable[Knob]]]) -> str:
             flag = f"`{spec.flag}`" if spec.flag else ""
             env = f"`{spec.env_var}`" if spec.env_var else ""
             conf = f"`{spec.conf_key}`" if spec.conf_key else ""
-            default = "(secret)" if spec.secret and spec.default else show_default(spec.default)
+            default = show_default(spec.default)
             out.append("| " + " | ".join(_cell(c) for c in (
                 flag, env, conf, f"`{default}`", spec.help + _range_text(spec))) + " |")
         out.append("")
@@ -168,11 +176,11 @@ def markdown(sides: Iterable[tuple[str, str, Iterable[Knob]]]) -> str:
 def all_sides() -> list[tuple[str, str, tuple[Knob, ...]]]:
     """Every side's knobs, imported from the modules that parse them (Locust included: run this in
     its own process, as `python -m memsoak.knobs`, since importing Locust patches the stdlib)."""
-    from demo_engine.settings import KNOBS as demo
+    from demo_engine.settings import knobs as demo_knobs
     from locustfiles._mix import MIX_KNOBS
     from locustfiles._mix_sweep import SWEEP_KNOBS
     from memsoak.plugin.arguments import PLUGIN_ARGS
-    from profiler.config import KNOBS as hook
+    from profiler.config import knobs as hook_knobs
     from reports.settings import SETTINGS
 
     return [
@@ -186,9 +194,9 @@ def all_sides() -> list[tuple[str, str, tuple[Knob, ...]]]:
          "(locustfiles/_mix_sweep.py).", SWEEP_KNOBS),
         ("Hook (inside the engine)", "Read from the engine's environment by the hook (profiler/config.py, "
          "`HookConfig`); `memsoak-run`'s flags set these variables. Bad values warn once and keep the default.",
-         hook),
+         hook_knobs()),
         ("Demo engine", "The demo engine's own settings (demo_engine/settings.py, `Settings`): a flag of "
-         "`python -m demo_engine` wins over the environment variable.", demo),
+         "`python -m demo_engine` wins over the environment variable.", demo_knobs()),
     ]
 
 
