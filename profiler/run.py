@@ -13,6 +13,7 @@ descendant left behind. `--pid PID` samples an existing process from outside ins
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -28,7 +29,7 @@ import psutil
 
 from . import memray_support
 from .config import (_LIMITS, ALLOC_MODES, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SAMPLE_BYTES,
-                     DEFAULT_SAMPLE_FRAMES, load_config)
+                     DEFAULT_SAMPLE_FRAMES, HookConfig, load_config)
 
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 HOOK_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,20 +108,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def hook_env(args: argparse.Namespace) -> dict[str, str]:
-    """The MEMSOAK_* variables the options stand for (unset options keep the environment's)."""
+    """The MEMSOAK_* variables the options stand for (unset options keep the environment's).
+
+    Each flag's variable is the one its HookConfig field declares (profiler/config.py), so the flag
+    and the hook cannot disagree on a name."""
     env: dict[str, str] = {}
-    pairs: dict[str, Any] = {"MEMSOAK_HOOK_PORT": args.port, "MEMSOAK_HOOK_HOST": args.host,
-                             "MEMSOAK_HOOK_TOKEN": args.token, "MEMSOAK_INTERVAL": args.interval,
-                             "MEMSOAK_TRACEMALLOC_FRAMES": args.tracemalloc_frames,
-                             "MEMSOAK_ALLOC_MODE": args.alloc_mode, "MEMSOAK_SAMPLE_BYTES": args.sample_bytes,
-                             "MEMSOAK_SAMPLE_FRAMES": args.sample_frames}
-    for name, value in pairs.items():
-        if value is not None:
-            env[name] = str(value)
-    if args.uss:
-        env["MEMSOAK_USS"] = "1"
-    if args.gc_objects:
-        env["MEMSOAK_GC_OBJECTS"] = "1"
+    for field in dataclasses.fields(HookConfig):
+        knob = field.metadata["knob"]
+        value = getattr(args, field.name, None) if knob["cli"] else None
+        if value is None or value is False:
+            continue
+        env[knob["env"]] = "1" if value is True else str(value)
     return env
 
 
