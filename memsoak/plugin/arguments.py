@@ -56,6 +56,8 @@ class RunSettings:
     def from_options(cls, options: Any) -> "RunSettings":
         """Parsed Locust options (after `validate` found no problem), typed once."""
         values = {spec.name: option(options, spec.name) for spec in PLUGIN_ARGS}
+        values = {name: (spec.type(values[name]) if spec.type in (int, float) else values[name])
+                  for name, spec in zip(values, PLUGIN_ARGS)}
         run_time = getattr(options, "run_time", None) if options is not None else None
         analysis = resolve({spec.name: option(options, spec.name) for spec in SETTINGS})
         return cls(**values, run_time_s=float(run_time) if run_time else None, analysis=analysis)
