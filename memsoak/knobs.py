@@ -187,7 +187,8 @@ def all_sides() -> list[tuple[str, str, tuple[Knob, ...]]]:
         ("Run (the Locust plugin)", "Read by the plugin while the soak runs (memsoak/plugin/arguments.py, "
          "`RunSettings`).", PLUGIN_ARGS),
         ("Analysis (the report)", "The verdict's settings (reports/settings.py, `AnalysisSettings`); the plugin "
-         "applies `rss_limit_mb` and `top_n` live with the same value.", SETTINGS),
+         "applies `rss_limit_mb` and `top_n` live with the same value (and its status line uses "
+         "`rate_threshold_mb_per_hour`).", SETTINGS),
         ("Load mix (the users)", "How the chat users load the engine (locustfiles/_mix.py, `MixOptions`).",
          MIX_KNOBS),
         ("Load shape (opt-in mix sweep)", "Only with `-f locustfiles,locustfiles/_mix_sweep.py` "

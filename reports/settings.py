@@ -9,8 +9,9 @@ Each field is a knob (memsoak/knobs.py): the Locust plugin registers it as `--na
 `rss_limit_mb` and `top_n` are read live by the plugin as well (it stops the run at the RSS limit,
 and fetches that many allocation sites per snapshot diff): they stay here, defined once, because they
 are verdict rules the report applies again to the recorded samples (outcome `rss_limit`, the sites
-listed), and an offline `memsoak report --set` must be able to change them. `max_failure_ratio`
-is read by the analysis only (reports/evidence.py: whether the load was valid).
+listed), and an offline `memsoak report --set` must be able to change them (the live status line
+also reads `rate_threshold_mb_per_hour`). `max_failure_ratio` is read by the analysis only
+(reports/evidence.py: whether the load was valid).
 """
 from __future__ import annotations
 
