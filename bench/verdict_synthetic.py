@@ -75,7 +75,7 @@ def one(job: tuple[str, float, int] | tuple[str, float, int, bool]) -> tuple[boo
     else:
         y_mb = synth.clean(family, np.random.default_rng(seed), t) + slope * t / 3600.0
         verdict = classify(SPECS["rss"], t, y_mb * MB, SETTINGS)
-    legacy = legacy_verdict(t, y_mb * MB, SETTINGS["growth_threshold_mb"], SETTINGS["rate_threshold_mb_per_hour"])
+    legacy = legacy_verdict(t, y_mb * MB, SETTINGS.growth_threshold_mb, SETTINGS.rate_threshold_mb_per_hour)
     trend = verdict.trend
     covers = bool(trend and trend.ci_low_per_h <= slope * MB <= trend.ci_high_per_h)
     return verdict.verdict == "leak", bool(trend and trend.significant), legacy.leak, covers
@@ -158,8 +158,8 @@ def frontier(pool: ProcessPoolExecutor, n_null: int, n_power: int) -> None:
         cols[(family, slope)] = np.array(list(pool.map(
             frontier_stats, [(family, slope, 11_000_000 + 1_000_000 * k + i) for i in range(n)], chunksize=25)),
             dtype=float)
-    alpha, floor = float(SETTINGS["alpha"]), float(SETTINGS["min_rate_mb_per_hour"]) * MB
-    min_growth, ratio = float(SETTINGS["rss_min_growth_mb"]) * MB, float(SETTINGS["plateau_ratio"])
+    alpha, floor = SETTINGS.alpha, SETTINGS.min_rate_mb_per_hour * MB
+    min_growth, ratio = SETTINGS.rss_min_growth_mb * MB, SETTINGS.plateau_ratio
 
     def leak(r: np.ndarray, test: str, late_z: float) -> np.ndarray:
         _, p_ols, p_gls, kurtosis, mk, sen, growth, late, late_se, b_ols, b_gls = r.T
@@ -215,7 +215,7 @@ def main() -> int:
         for k, family in enumerate(synth.FAMILIES + synth.EXTRA_FAMILIES):
             leak, sig, legacy, _ = rates(pool, family, 0.0, n_clean, 100_000 + 10_000 * k)
             print(f"| {family} | {leak:.1%} | {sig:.1%} | {legacy:.1%} |")
-        alpha = float(SETTINGS["alpha"])
+        alpha = SETTINGS.alpha
         coverage = {}
         for background in synth.FAMILIES:
             oracle = oracle_power(background, 1.0, alpha) is not None

@@ -198,3 +198,18 @@ def parse_leaks(spec: str) -> dict[str, int]:
                                 f"write just {name!r}")
         sizes[name] = _parse_size(size.strip(), name) if size.strip() else DEFAULT_BYTES[name]
     return sizes
+
+
+def knobs() -> tuple[Any, ...]:
+    """Every setting as a memsoak.knobs.Knob (flag, environment variable, default, meaning), for the
+    settings table. Imports memsoak: never called by the engine (its image installs demo_engine/ and
+    profiler/ alone); `Settings` and `HELP` above stay the one definition."""
+    from memsoak.knobs import Knob
+
+    out = []
+    for field in fields(Settings):
+        choices = f" (one of {', '.join(CHOICES[field.name])})" if field.name in CHOICES else ""
+        out.append(Knob(field.name, type(field.default), field.default, HELP[field.name] + choices,
+                        secret=field.name == "api_key", cli=flag_name(field.name), env=env_name(field.name),
+                        conf=False))
+    return tuple(out)

@@ -2,7 +2,7 @@
 
 No Locust import here, so the settings can be checked (and unit-tested) anywhere; `_options.py`
 registers them as Locust arguments. Every knob that shapes the load (session lifecycle, think time,
-message size, paths, auth) is one entry of MIX_ARGUMENTS.
+message size, paths, auth) is one entry of MIX_KNOBS.
 """
 from __future__ import annotations
 
@@ -12,44 +12,49 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from memsoak.knobs import Knob
+
 IGNORED_FRAMES = ("pong", "ping", "stream_start", "iteration_start", "iteration_end", "thinking",
                   "tool_call", "tool_result", "usage")
-# (name, type, default, help); the dest is the name with underscores.
-MIX_ARGUMENTS: list[tuple[str, type, Any, str]] = [
-    ("api-base", str, "/api/engine/chat", "Base path of the chat REST API (sessions live under it)"),
-    ("ws-path", str, "/ws/chat/{id}", "WebSocket path of the streaming endpoint; {id} is the session id"),
-    ("api-key-header", str, "X-API-Key", "Name of the header that carries the API key"),
-    ("api-key", str, "demo-key", "API key sent in --api-key-header (and as ?api_key= on WebSockets)"),
-    ("extra-headers", str, "",
-     "Extra headers 'Name: value; Name2: value'; values may use {user_index}, {worker_index} (fixed per "
-     "user) and {uuid}, {rand} (new on every request: never in a header the engine keys state on, such "
-     "as X-Forwarded-For)"),
-    ("agent-id", str, "", "agent_id sent when creating a session (empty: omitted)"),
-    ("model", str, "", "model sent when creating a session (empty: omitted)"),
-    ("messages-min", int, 2, "Fewest messages a session sends"),
-    ("messages-max", int, 6, "Most messages a session sends"),
-    ("think-min-s", float, 0.5, "Shortest think time between two messages, seconds"),
-    ("think-max-s", float, 2.0, "Longest think time between two messages, seconds"),
-    ("words-min", int, 3, "Fewest words in a message"),
-    ("words-max", int, 60, "Most words in a message"),
-    ("read-back-ratio", float, 0.3, "Probability that a session is read back (GET) after its messages"),
-    ("end-ratio", float, 1 / 3, "Probability that a session is ended (DELETE) rather than left open"),
+# Each knob is a Locust argument (memsoak/knobs.py naming: --think-max-s, MEMSOAK_THINK_MAX_S,
+# think-max-s in locust.conf); MixOptions below is the typed object they are parsed into once.
+MIX_KNOBS: tuple[Knob, ...] = (
+    Knob("api_base", str, "/api/engine/chat", "Base path of the chat REST API (sessions live under it)"),
+    Knob("ws_path", str, "/ws/chat/{id}", "WebSocket path of the streaming endpoint; {id} is the session id"),
+    Knob("api_key_header", str, "X-API-Key", "Name of the header that carries the API key"),
+    Knob("api_key", str, "demo-key", "API key sent in --api-key-header (and as ?api_key= on WebSockets)", secret=True),
+    Knob("extra_headers", str, "",
+         "Extra headers 'Name: value; Name2: value'; values may use {user_index}, {worker_index} (fixed per "
+         "user) and {uuid}, {rand} (new on every request: never in a header the engine keys state on, such "
+         "as X-Forwarded-For)"),
+    Knob("agent_id", str, "", "agent_id sent when creating a session (empty: omitted)"),
+    Knob("model", str, "", "model sent when creating a session (empty: omitted)"),
+    Knob("messages_min", int, 2, "Fewest messages a session sends"),
+    Knob("messages_max", int, 6, "Most messages a session sends"),
+    Knob("think_min_s", float, 0.5, "Shortest think time between two messages, seconds"),
+    Knob("think_max_s", float, 2.0, "Longest think time between two messages, seconds"),
+    Knob("words_min", int, 3, "Fewest words in a message"),
+    Knob("words_max", int, 60, "Most words in a message"),
+    Knob("read_back_ratio", float, 0.3, "Probability that a session is read back (GET) after its messages"),
+    Knob("end_ratio", float, 1 / 3, "Probability that a session is ended (DELETE) rather than left open"),
     # The streaming protocol (StreamUser). The defaults cover both the frames the real Aria engine
     # sends (aria_engine/streaming.py: stream_start, content, stream_end, a keepalive pong, ...) and
     # the ones its docstring documents (token, done).
-    ("ws-token-frames", str, "token,content", "WebSocket frame types that carry answer text (first one: TTFT)"),
-    ("ws-end-frames", str, "done,stream_end", "WebSocket frame types that end a reply"),
-    ("ws-error-frames", str, "error", "WebSocket frame types that are an error answer (a failed reply)"),
-    ("ws-ignore-frames", str, ",".join(IGNORED_FRAMES),
-     "WebSocket frame types read and ignored (keepalives, progress); any other type is logged once"),
-    ("ws-reply-timeout-s", float, 120.0,
-     "Deadline for one streamed reply, from sending the message to its end frame; keepalives do not "
-     "reset it. A reply that has not ended by then is a failure"),
-]
+    Knob("ws_token_frames", str, "token,content", "WebSocket frame types that carry answer text (first one: TTFT)"),
+    Knob("ws_end_frames", str, "done,stream_end", "WebSocket frame types that end a reply"),
+    Knob("ws_error_frames", str, "error", "WebSocket frame types that are an error answer (a failed reply)"),
+    Knob("ws_ignore_frames", str, ",".join(IGNORED_FRAMES),
+         "WebSocket frame types read and ignored (keepalives, progress); any other type is logged once"),
+    Knob("ws_reply_timeout_s", float, 120.0,
+         "Deadline for one streamed reply, from sending the message to its end frame; keepalives do not "
+         "reset it. A reply that has not ended by then is a failure"),
+)
+BY_NAME: dict[str, Knob] = {k.name: k for k in MIX_KNOBS}
 
 
 def env_var(name: str) -> str:
-    return "MEMSOAK_" + name.replace("-", "_").upper()
+    """The environment variable of a mix knob ("think-max-s" or "think_max_s")."""
+    return BY_NAME[name.replace("-", "_")].env_var
 
 
 class MixError(ValueError):
@@ -82,7 +87,7 @@ class MixOptions:
     @classmethod
     def from_parsed(cls, options: Any) -> "MixOptions":
         def get(name: str) -> Any:
-            default = next(d for n, _k, d, _h in MIX_ARGUMENTS if n == name)
+            default = BY_NAME[name.replace("-", "_")].default
             return getattr(options, name.replace("-", "_"), default) if options is not None else default
 
         mix = cls(

@@ -15,6 +15,7 @@ from typing import Any
 from locust import LoadTestShape, events
 
 from locustfiles import chat
+from memsoak.knobs import Knob
 
 
 class ChurnUser(chat.ChatUser):
@@ -42,10 +43,14 @@ PHASES: list[tuple[str, list[str]]] = [
 ]
 
 
+SWEEP_PHASE = Knob("sweep_phase_s", float, 60.0, "Length of each phase of the mix-sweep shape, seconds")
+SWEEP_KNOBS: tuple[Knob, ...] = (SWEEP_PHASE,)
+
+
 @events.init_command_line_parser.add_listener
 def _register(parser: Any, **_kwargs: Any) -> None:
-    parser.add_argument("--sweep-phase-s", type=float, default=60.0, env_var="MEMSOAK_SWEEP_PHASE_S",
-                        help="Length of each phase of the mix-sweep shape, seconds (default 60)",
+    parser.add_argument(SWEEP_PHASE.flag, type=SWEEP_PHASE.type, default=SWEEP_PHASE.default,
+                        env_var=SWEEP_PHASE.env_var, help=f"{SWEEP_PHASE.help} (default {SWEEP_PHASE.default:g})",
                         include_in_web_ui=True)
 
 
@@ -72,7 +77,7 @@ class MixSweepShape(LoadTestShape):
         elapsed = self.get_run_time()
         if options.run_time and elapsed > options.run_time:
             return None
-        index = self.phase_index(elapsed, float(getattr(options, "sweep_phase_s", 60.0)))
+        index = self.phase_index(elapsed, float(getattr(options, SWEEP_PHASE.name, SWEEP_PHASE.default)))
         _name, class_names = PHASES[index % len(PHASES)]
         by_name = self.runner.environment.user_classes_by_name
         classes = [by_name[n] for n in class_names if n in by_name] or list(by_name.values())

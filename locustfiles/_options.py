@@ -13,7 +13,7 @@ from typing import Any
 import gevent
 from locust import events
 
-from locustfiles._mix import MIX_ARGUMENTS, MixError, MixOptions, env_var, volatile_headers
+from locustfiles._mix import MIX_KNOBS, MixError, MixOptions, volatile_headers
 
 log = logging.getLogger("memsoak.users")
 BAD_CONFIG = 13  # reports/outcome.py: bad_config
@@ -24,10 +24,10 @@ def _register(parser: Any, **_kwargs: Any) -> None:
     # Fires again whenever the web UI renders its page: registering is idempotent per parser and
     # has no side effects.
     group = parser  # only LocustArgumentParser.add_argument knows include_in_web_ui
-    for name, kind, default, help_text in MIX_ARGUMENTS:
-        group.add_argument(f"--{name}", type=kind, default=default, env_var=env_var(name),
-                           help=f"{help_text} (default {default!r})", include_in_web_ui=True,
-                           is_secret=(name == "api-key"))
+    for spec in MIX_KNOBS:
+        group.add_argument(spec.flag, type=spec.type, default=spec.default, env_var=spec.env_var,
+                           help=f"{spec.help} (default {spec.default!r})", include_in_web_ui=True,
+                           is_secret=spec.secret)
 
 
 @events.init.add_listener

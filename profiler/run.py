@@ -13,6 +13,7 @@ descendant left behind. `--pid PID` samples an existing process from outside ins
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -27,8 +28,7 @@ from typing import Any, Sequence
 import psutil
 
 from . import memray_support
-from .config import (_LIMITS, ALLOC_MODES, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SAMPLE_BYTES,
-                     DEFAULT_SAMPLE_FRAMES, load_config)
+from .config import _LIMITS, ALLOC_MODES, HookConfig, load_config
 
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 HOOK_PATH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,25 +48,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="memsoak-run",
         description="Run COMMAND with memsoak's hook in every Python process it starts.",
         epilog="example: memsoak-run --port 9477 -- uvicorn app:app --workers 2")
-    parser.add_argument("--port", type=int, help=f"hook port (MEMSOAK_HOOK_PORT, default {DEFAULT_PORT})")
-    parser.add_argument("--host", help=f"hook bind address (MEMSOAK_HOOK_HOST, default {DEFAULT_HOST}); "
-                                       "non-loopback needs --token")
-    parser.add_argument("--token", help="bearer token required on every hook request (MEMSOAK_HOOK_TOKEN)")
-    parser.add_argument("--interval", type=float, help="seconds between samples (MEMSOAK_INTERVAL, default 1)")
-    parser.add_argument("--tracemalloc-frames", type=int,
-                        help="start tracemalloc with N frames (MEMSOAK_TRACEMALLOC_FRAMES, default 0 = off)")
-    parser.add_argument("--alloc-mode", choices=ALLOC_MODES,
-                        help="allocation tracking (MEMSOAK_ALLOC_MODE): sampled (the default when the "
-                             "extension is built), tracemalloc (exact, expensive) or off")
-    parser.add_argument("--sample-bytes", type=int, metavar="N",
-                        help=f"sampled mode: mean bytes between samples (MEMSOAK_SAMPLE_BYTES, default "
-                             f"{DEFAULT_SAMPLE_BYTES}, {_LIMITS['sample_bytes'][0]}..{_LIMITS['sample_bytes'][1]})")
-    parser.add_argument("--sample-frames", type=int, metavar="N",
-                        help=f"sampled mode: frames kept per sample (MEMSOAK_SAMPLE_FRAMES, default "
-                             f"{DEFAULT_SAMPLE_FRAMES}, {_LIMITS['sample_frames'][0]}..{_LIMITS['sample_frames'][1]})")
-    parser.add_argument("--uss", action="store_true", help="sample USS from smaps (MEMSOAK_USS=1)")
-    parser.add_argument("--gc-objects", action="store_true",
-                        help="count all gc objects each sample (MEMSOAK_GC_OBJECTS=1)")
+    # The hook's own settings: each flag, its variable, default and meaning from its HookConfig field.
+    for field in dataclasses.fields(HookConfig):
+        knob = field.metadata["knob"]
+        if not knob["cli"]:
+            continue
+        if field.type == "bool":
+            parser.add_argument(knob["cli"], action="store_true", help=f"{knob['help']} ({knob['env']}=1)")
+            continue
+        default = "" if field.default is None else f", default {field.default}"
+        limits = f", {knob['range'][0]}..{knob['range'][1]}" if knob["range"] else ""
+        kind = {"choices": ALLOC_MODES} if field.name == "alloc_mode" else {"type": knob["parse"]}
+        parser.add_argument(knob["cli"], help=f"{knob['help']} ({knob['env']}{default}{limits})", **kind)
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds between forwarding a stop signal and SIGKILL (default 10)")
     parser.add_argument("--memray", metavar="FILE", help="run under memray, write FILE and reports next to it")
@@ -107,20 +100,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def hook_env(args: argparse.Namespace) -> dict[str, str]:
-    """The MEMSOAK_* variables the options stand for (unset options keep the environment's)."""
+    """The MEMSOAK_* variables the options stand for (unset options keep the environment's).
+
+    Each flag's variable is the one its HookConfig field declares (profiler/config.py), so the flag
+    and the hook cannot disagree on a name."""
     env: dict[str, str] = {}
-    pairs: dict[str, Any] = {"MEMSOAK_HOOK_PORT": args.port, "MEMSOAK_HOOK_HOST": args.host,
-                             "MEMSOAK_HOOK_TOKEN": args.token, "MEMSOAK_INTERVAL": args.interval,
-                             "MEMSOAK_TRACEMALLOC_FRAMES": args.tracemalloc_frames,
-                             "MEMSOAK_ALLOC_MODE": args.alloc_mode, "MEMSOAK_SAMPLE_BYTES": args.sample_bytes,
-                             "MEMSOAK_SAMPLE_FRAMES": args.sample_frames}
-    for name, value in pairs.items():
-        if value is not None:
-            env[name] = str(value)
-    if args.uss:
-        env["MEMSOAK_USS"] = "1"
-    if args.gc_objects:
-        env["MEMSOAK_GC_OBJECTS"] = "1"
+    for field in dataclasses.fields(HookConfig):
+        knob = field.metadata["knob"]
+        value = getattr(args, field.name, None) if knob["cli"] else None
+        if value is None or value is False:
+            continue
+        env[knob["env"]] = "1" if value is True else str(value)
     return env
 
 

@@ -30,7 +30,7 @@ from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
 from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
 from .rundata import RunData
-from .settings import resolve
+from .settings import AnalysisSettings, resolve
 from .steps import remove_snapshot_steps
 from .trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
 from .warmup import WarmupCut, find_warmup
@@ -47,7 +47,7 @@ class SignalSpec:
     label: str
     unit: str
     field: str
-    floor: Callable[[dict[str, Any]], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
+    floor: Callable[[AnalysisSettings], tuple[str, float]]   # ("rate", units/h) or ("growth", units)
     snapshot_steps: bool = True    # tracemalloc snapshots cost memory and objects, not fds/threads/tasks
     min_growth_mb: str | None = None   # a setting: growth over the window also needed for a leak
     # Before issue 9 the drift test ran only for counts ("always") and RSS near a unit root
@@ -59,12 +59,12 @@ class SignalSpec:
     net_gate: bool = True
 
 
-def _rate_floor(settings: dict[str, Any]) -> tuple[str, float]:
-    return "rate", float(settings["min_rate_mb_per_hour"]) * MB
+def _rate_floor(settings: AnalysisSettings) -> tuple[str, float]:
+    return "rate", settings.min_rate_mb_per_hour * MB
 
 
-def _growth_floor(setting: str) -> Callable[[dict[str, Any]], tuple[str, float]]:
-    return lambda settings: ("growth", float(settings[setting]))
+def _growth_floor(setting: str) -> Callable[[AnalysisSettings], tuple[str, float]]:
+    return lambda settings: ("growth", float(getattr(settings, setting)))
 
 
 SPECS = {
@@ -260,7 +260,7 @@ def decide_length(tw: np.ndarray, trend: Trend, cut_s: float) -> float:
 
     Read as an exponential approach, the late half's pace over the early half's gives the time
     constant, tau = (window / 2) / ln(early / late); a window of 2 tau ln 8 (~4.2 tau) brings the late
-    half's pace below 1/8 of the early half's, clearly under plateau_ratio. At least twice the window.
+    half's pace below 1/8 of the early half's, clearly under plateau_early_ratio. At least twice the window.
     """
     span = float(tw[-1] - tw[0])
     early, late = trend.early_slope_per_h, trend.late_slope_per_h
@@ -320,7 +320,7 @@ def _heap_spec(rows: list[dict[str, Any]], mode: str | None = None) -> SignalSpe
     return None
 
 
-def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
+def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: AnalysisSettings, *,
              users: list[Any] | None = None, warmup_event_s: float | None = None,
              snapshot_times: list[float] | None = None, net_heap: NetGrowth | None = None,
              counts: dict[str, np.ndarray] | None = None) -> SignalReport:
@@ -329,7 +329,7 @@ def classify(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str,
                            snapshot_times=snapshot_times, net_heap=net_heap, counts=counts)[0]
 
 
-def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: dict[str, Any], *,
+def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: AnalysisSettings, *,
                     users: list[Any] | None = None, warmup_event_s: float | None = None,
                     snapshot_times: list[float] | None = None, net_heap: NetGrowth | None = None,
                     counts: dict[str, np.ndarray] | None = None) -> tuple[SignalReport, np.ndarray, np.ndarray]:
@@ -337,8 +337,8 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
 
     `net_heap` (traced heap only): the tracemalloc diffs' net growth, a second gate on a leak.
     `counts`: cumulative operation counts aligned with t, for the regression on operations."""
-    cut = find_warmup(t, y, users, warmup_s=float(settings["warmup_s"]), event_s=warmup_event_s,
-                      max_fraction=float(settings["warmup_max_fraction"]))
+    cut = find_warmup(t, y, users, warmup_s=settings.warmup_s, event_s=warmup_event_s,
+                      max_fraction=settings.warmup_max_fraction)
     window = t >= cut.end_s
     if window.sum() < MIN_SAMPLES and cut.method != "setting":
         # Too little left after the cut: analyse everything rather than nothing.
@@ -350,7 +350,7 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
     removal = None
     shifts = None
     if spec.snapshot_steps and snapshot_times:
-        removal = remove_snapshot_steps(tw, yw, snapshot_times, float(settings["snapshot_guard_s"]))
+        removal = remove_snapshot_steps(tw, yw, snapshot_times, settings.snapshot_guard_s)
         if removal.steps and removal.keep.sum() >= MIN_SAMPLES:
             shifts = removal.shifts[removal.keep]
             index, tw, yw = index[removal.keep], tw[removal.keep], removal.adjusted[removal.keep]
@@ -363,7 +363,7 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
         base.snapshot_steps, base.steps = removal.total, removal.steps
     if len(yw) < MIN_SAMPLES:
         return base, index, yw
-    trend = trend_test(tw, yw, float(settings["alpha"]), float(settings["plateau_ratio"]), shifts=shifts)
+    trend = trend_test(tw, yw, settings.alpha, settings.plateau_ratio, shifts=shifts)
     base.trend = trend
     kind, floor = spec.floor(settings)
     amount = trend.slope_per_h if kind == "rate" else trend.growth
@@ -375,7 +375,7 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
     if spec.min_growth_mb:
         # RSS moves in allocator-sized chunks, and a clean engine's heap still fills its bounded
         # structures for minutes: in a short run, that much growth alone is not a leak.
-        min_growth = float(settings[spec.min_growth_mb]) * MB
+        min_growth = float(getattr(settings, spec.min_growth_mb)) * MB
         floor_text += f" and {min_growth / MB:.2f} MB over the window"
         amount_text += f", {trend.growth / MB:.2f} MB over the window"
         if big_enough and trend.growth < min_growth:
@@ -384,8 +384,8 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
         elif not big_enough:
             small_text = f"{amount_text} below the floor {floor_text}"
         big_enough = big_enough and trend.growth >= min_growth
-    alpha = float(settings["alpha"])
-    ratio = float(settings["plateau_ratio"])
+    alpha = settings.alpha
+    ratio = settings.plateau_ratio
     window_counts = {name: values[index] for name, values in (counts or {}).items()
                      if len(values) == len(t) and np.ptp(values[index]) > 0}
     ops = ops_trend(yw, window_counts) if window_counts else None
@@ -406,12 +406,12 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
     decelerating = not _steady(trend) and slowing_increments(tw, yw)
     # Large monotone growth (issue 9): above both floors with Mann-Kendall significant on the block
     # means. It is bounded only on a plateau finding, or when the late half slowed below
-    # plateau_ratio of the early half's pace and stopped rising monotonically (fallback_plateau).
+    # plateau_early_ratio of the early half's pace and stopped rising monotonically (fallback_plateau).
     late_mk = late_half_mk(tw, yw)
     late_rise = late_mk < alpha and trend.late_slope_per_h > 0
     large_monotone = (big_enough and trend.mk_p_value < alpha and trend.slope_per_h > 0
                       and walks_up(tw, yw, trend, alpha))
-    fallback_plateau = (trend.early_rise and trend.late_slope_per_h < ratio * trend.early_slope_per_h
+    fallback_plateau = (trend.early_rise and trend.late_slope_per_h < settings.plateau_early_ratio * trend.early_slope_per_h
                         and late_walk is None and not (large_monotone and late_rise))
     settled = plateau_found or fallback_plateau
     tests_text = _tests_text(trend, ops)
@@ -493,18 +493,18 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: di
 
 
 def _net_gate(spec: SignalSpec, net_heap: NetGrowth | None, tw: np.ndarray,
-              settings: dict[str, Any]) -> NetGrowth | None:
+              settings: AnalysisSettings) -> NetGrowth | None:
     """The diff's net growth when it applies: traced heap, and snapshots that bracket the window."""
     if (net_heap is None or spec.field != "traced_current_bytes" or not spec.net_gate or not spec.min_growth_mb
             or len(tw) < 2):
         return None
     dt = float(np.median(np.diff(tw)))
-    tolerance = max(float(settings["snapshot_guard_s"]), 3 * dt)
+    tolerance = max(settings.snapshot_guard_s, 3 * dt)
     return net_heap if net_heap.covers(float(tw[0]), float(tw[-1]), tolerance) else None
 
 
 def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarray,
-                   settings: dict[str, Any], warmup_event_s: float | None,
+                   settings: AnalysisSettings, warmup_event_s: float | None,
                    counts_all: dict[str, np.ndarray], snapshot_times: list[float],
                    net_heap: NetGrowth | None = None) -> SignalReport | None:
     keep = np.array([row.get(spec.field) is not None and math.isfinite(t) for row, t in zip(rows, t_all)])
@@ -522,9 +522,9 @@ def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarr
               if np.ptp(values[keep][index]) > 0}
     base.per_op = per_op_rates(yw, counts)
     if spec.unit == "bytes" or base.verdict == "leak":
-        base.attribution = which_action(yw, counts, float(settings["alpha"]))
+        base.attribution = which_action(yw, counts, settings.alpha)
     if spec.unit == "bytes":
-        limit = float(settings["rss_limit_mb"]) * MB if spec.name in ("rss", "tree_rss") else None
+        limit = settings.rss_limit_mb * MB if spec.name in ("rss", "tree_rss") else None
         base.projection = project(base.trend.slope_per_h, base.per_op, settings,
                                   level_now=float(yw[-1]), limit=limit or None)
     return base
@@ -534,7 +534,7 @@ SITE_SHARE = 0.5   # consistent sites must explain this share of the heap's grow
 
 
 def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth | None,
-               settings: dict[str, Any]) -> None:
+               settings: AnalysisSettings) -> None:
     """The tracemalloc diffs as evidence of their own: sites that grew in every interval (at least
     two), together above heap_min_growth_mb and explaining at least SITE_SHARE of the heap's growth
     (the series' over the window, and the diffs' net growth when known), make the traced heap a leak
@@ -547,7 +547,7 @@ def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth 
     if not consistent:
         return
     grown = sum(s.growth for s in consistent)
-    floor = float(settings["heap_min_growth_mb"]) * MB
+    floor = settings.heap_min_growth_mb * MB
     series = heap.trend.growth
     net = net_heap.total_bytes if net_heap is not None else series
     if grown < floor or series < floor or net < floor or grown < SITE_SHARE * min(series, net):
@@ -562,12 +562,12 @@ def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth 
                    f"window, net diff {net / MB:.2f} MB); top {names}. The series alone said {was}: {heap.reason}")
 
 
-def diagnosis(rss: SignalReport | None, heap: SignalReport | None, settings: dict[str, Any]) -> list[str]:
+def diagnosis(rss: SignalReport | None, heap: SignalReport | None, settings: AnalysisSettings) -> list[str]:
     """Notes that agree with the per-signal verdicts (never "the heap does not grow" when it grew)."""
     notes = []
     if rss is None or heap is None or rss.verdict != "leak" or heap.verdict == "leak":
         return notes
-    floor = float(settings["heap_min_growth_mb"]) * MB if heap.unit == "bytes" else None
+    floor = settings.heap_min_growth_mb * MB if heap.unit == "bytes" else None
     grew = heap.trend.growth if heap.trend is not None else 0.0
     if heap.unit == "bytes" and floor is not None and grew < floor:
         notes.append(f"RSS grows while the Python heap does not ({grew / MB:+.2f} MB over its window, below "
@@ -636,8 +636,8 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         specs.append(SPECS["tree_rss"])   # with one process it repeats RSS
     mode = alloc_mode(run)
     sampled_floor = sampled_heap_floor_mb(run) if mode == "sampled" else None
-    if sampled_floor is not None and sampled_floor > float(values["heap_min_growth_mb"]):
-        values = {**values, "heap_min_growth_mb": sampled_floor}
+    if sampled_floor is not None and sampled_floor > values.heap_min_growth_mb:
+        values = values.replace(heap_min_growth_mb=sampled_floor)
     heap = _heap_spec(rows, mode)
     if heap:
         specs.append(heap)
@@ -654,7 +654,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     by_name = {s.name: s for s in signals}
     health = hook_health(run)
     engine = tuple(str(p) for p in health.get("engine_packages") or [] if isinstance(p, str))
-    sites = rank_sites(run.diffs, int(values["top_n"]), engine)
+    sites = rank_sites(run.diffs, values.top_n, engine)
     fuse_sites(by_name.get("heap"), sites, net_heap, values)
     leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]
     driver = leaking[0].name if leaking else None
@@ -667,17 +667,17 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     tracking = alloc_note(run, events)
     if tracking:
         notes.append(tracking + (f"; the heap's growth floor is {SAMPLED_FLOOR_SAMPLES} samples, "
-                                 f"{values['heap_min_growth_mb']:.2f} MB" if sampled_floor else ""))
+                                 f"{values.heap_min_growth_mb:.2f} MB" if sampled_floor else ""))
     if heap_report and heap_report.unit == "bytes" and rss and mode != "sampled":
         notes.append("tracemalloc was on: its own tables (~50 B per live block) count in RSS")
     rss_values = [(t, float(row["rss_bytes"])) for t, row in zip(t_all, rows) if row.get("rss_bytes") is not None]
     legacy = (legacy_verdict(np.array([p[0] for p in rss_values]), np.array([p[1] for p in rss_values]),
-                             float(values["growth_threshold_mb"]), float(values["rate_threshold_mb_per_hour"]))
+                             values.growth_threshold_mb, values.rate_threshold_mb_per_hour)
               if len(rss_values) >= 2 else None)
-    limit_bytes = float(values["rss_limit_mb"]) * MB
+    limit_bytes = values.rss_limit_mb * MB
     rss_over = limit_bytes > 0 and any(v > limit_bytes for _, v in rss_values) and "rss_limit" not in events
     if rss_over:
-        notes.append(f"RSS exceeded rss_limit_mb={values['rss_limit_mb']:g} in the recorded samples")
+        notes.append(f"RSS exceeded rss_limit_mb={values.rss_limit_mb:g} in the recorded samples")
     result = outcomes.decide(engine_lost="engine_lost" in events, rss_limit="rss_limit" in events or rss_over,
                              leak=driver is not None, inconclusive=bool(undecided))
     run_id = str(run.run_json.get("run_id") or run.run_dir.name)
@@ -692,8 +692,8 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         samples=len(rows), first_seq=seqs[0] if seqs else None, last_seq=seqs[-1] if seqs else None,
         signals=signals, legacy=legacy, events=events, requests=_requests(run),
         sites=sites,
-        types=rank_types(run.type_diffs, int(values["top_n"])),
-        resources=resource_growth(rows, int(values["top_n"])),
+        types=rank_types(run.type_diffs, values.top_n),
+        resources=resource_growth(rows, values.top_n),
         memray_files=run.memray_files,
         notes=notes + ([MEMRAY_NOTE] if run.memray_files else []),
         snapshots=[(float(e["t"]), str(e.get("label", ""))) for e in run.events

@@ -61,7 +61,7 @@ def _memory_panel(ax: Any, t_min: np.ndarray, rows: list[dict[str, Any]], report
 
 def timeline(report: Report) -> str:
     rows = report.rows
-    stride = max(1, len(rows) // max(int(report.settings["chart_points"]), 10))
+    stride = max(1, len(rows) // max(report.settings.chart_points, 10))
     rows = rows[::stride]
     t = row_times(rows) / 60.0
     heap = report.signal("heap")
@@ -97,7 +97,7 @@ def memory_vs_requests(report: Report) -> str | None:
     rows = [row for row in report.rows if row.get("requests_total") is not None]
     if len(rows) < 2:
         return None
-    stride = max(1, len(rows) // max(int(report.settings["chart_points"]), 10))
+    stride = max(1, len(rows) // max(report.settings.chart_points, 10))
     rows = rows[::stride]
     fig, ax = plt.subplots(figsize=(10, 3))
     requests = _column(rows, "requests_total")

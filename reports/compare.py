@@ -95,7 +95,7 @@ def compare(base: Report, candidate: Report) -> Comparison:
     for cand in candidate.signals:
         base_sig = base.signal(cand.name)
         if base_sig is not None:
-            delta = _delta(base_sig, cand, float(candidate.settings.get("min_rate_mb_per_hour", 0.5)) * 1024 * 1024)
+            delta = _delta(base_sig, cand, candidate.settings.min_rate_mb_per_hour * 1024 * 1024)
             if delta is not None:
                 deltas.append(delta)
     regressed = [d for d in deltas if d.regression]

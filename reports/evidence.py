@@ -108,7 +108,7 @@ def assess(report: Any, run: Any) -> Any:
     problems: dict[str, str] = {}
     for text in getattr(run, "problems", []):
         report.notes.append(text)
-    max_ratio = float(report.settings.get("max_failure_ratio", 0.01))
+    max_ratio = report.settings.max_failure_ratio
     load = check_load(report.requests, max_ratio)
     report.load = {"requests": load.requests, "failures": load.failures, "ratio": round(load.ratio, 6),
                    "max_ratio": max_ratio, "ok": load.problem is None,

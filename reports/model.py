@@ -7,6 +7,7 @@ from typing import Any
 from .attribution import Suspect
 from .legacy import LegacyFigures
 from .rates import Attribution, OpRate, Projection
+from reports.settings import AnalysisSettings
 from .trend import Trend
 from .warmup import WarmupCut
 
@@ -41,7 +42,7 @@ class Report:
     run_id: str
     run_dir: str
     generated_at: str
-    settings: dict[str, Any]
+    settings: AnalysisSettings
     outcome: str               # pass | leak | rss_limit | engine_lost
     exit_code: int
     verdict: str               # the memory verdict alone: leak | pass

@@ -19,6 +19,7 @@ from scipy import stats
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
 from .trend import ols_ar1, persistence, slope_test
+from reports.settings import AnalysisSettings
 
 # Belsley's rule of thumb: a condition number of the scaled design above 30 means the
 # coefficients trade off against each other. (VIFs are reported too, but cumulative counts always
@@ -217,13 +218,13 @@ PROD_OPS = {"prod_sessions_per_hour": "sessions_created",
             "prod_requests_per_hour": "requests"}
 
 
-def project(slope_per_h: float, rates: list[OpRate], settings: dict[str, Any],
+def project(slope_per_h: float, rates: list[OpRate], settings: AnalysisSettings,
             level_now: float | None = None, limit: float | None = None) -> Projection:
-    hours = float(settings["projection_hours"])
+    hours = settings.projection_hours
     by_op = {rate.op: rate for rate in rates}
     production = {}
     for setting, op in PROD_OPS.items():
-        per_hour = float(settings.get(setting) or 0.0)
+        per_hour = float(getattr(settings, setting))
         if per_hour > 0 and op in by_op:
             production[f"{op} at {per_hour:g}/h"] = by_op[op].per_op * per_hour * hours
     to_limit = None

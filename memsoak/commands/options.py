@@ -29,12 +29,12 @@ def rows() -> list[tuple[str, str, str, str, str, str]]:
     import locustfiles.chat  # noqa: F401  (registers the plugin's and the users' arguments)
     import locustfiles._mix_sweep  # noqa: F401  (the shape's own argument)
     from locust.argument_parser import get_parser
-    from locustfiles._mix import MIX_ARGUMENTS
+    from locustfiles._mix import MIX_KNOBS
     from memsoak.plugin.arguments import PLUGIN_ARGS
     from reports.settings import SETTINGS
 
     groups = {**{a.flag: "plugin" for a in PLUGIN_ARGS}, **{s.flag: "verdict" for s in SETTINGS},
-              **{f"--{name}": "users" for name, *_rest in MIX_ARGUMENTS}}
+              **{k.flag: "users" for k in MIX_KNOBS}}
     out = []
     for action in get_parser()._actions:
         env = getattr(action, "env_var", None) or ""

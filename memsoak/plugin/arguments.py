@@ -10,54 +10,61 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from locust import events
 
-from reports.settings import SETTINGS, Setting, out_of_range
+from memsoak.knobs import ANY_NUMBER, Knob, knob, knobs_of
+from reports.settings import SETTINGS, AnalysisSettings, resolve
 
+Setting = Knob   # the spec type of every argument here (memsoak/knobs.py)
 QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
 
 
 @dataclass(frozen=True)
-class PluginArg(Setting):
-    """A plugin-only argument: named like the analysis settings (same flag and env var rule)."""
+class RunSettings:
+    """The plugin's own arguments, typed: one field per knob (flag, env var, locust.conf key by
+    Locust's rule). The analysis settings the run also applies live (rss_limit_mb, top_n) are
+    `analysis`, parsed by the analysis's own `resolve`, defined once in reports/settings.py."""
 
-    secret: bool = False
-
-
-PLUGIN_ARGS: tuple[PluginArg, ...] = (
-    PluginArg("hook_url", str, "http://127.0.0.1:9477", "URL of the profiler hook started by memsoak-run"),
-    PluginArg("hook_token", str, "", "Bearer token of the hook (MEMSOAK_HOOK_TOKEN)", secret=True),
-    PluginArg("sample_interval_s", float, 1.0, "How often the master pulls new samples from the hook, s"),
-    PluginArg("baseline_s", float, -1.0,
-              "When the tracemalloc baseline is taken, s after start; negative = --warmup-s when set, "
-              "else 25% of --run-time within 5..300 s (60 s without a run time)"),
-    PluginArg("checkpoint_interval_s", float, -1.0,
-              "Seconds between tracemalloc checkpoints after the baseline; negative = one checkpoint "
+    hook_url: str = knob("http://127.0.0.1:9477", "URL of the profiler hook started by memsoak-run")
+    hook_token: str = knob("", "Bearer token of the hook (MEMSOAK_HOOK_TOKEN)", secret=True)
+    sample_interval_s: float = knob(1.0, "How often the master pulls new samples from the hook, s",
+                                    (0.0, 3600.0, False))
+    baseline_s: float = knob(
+        -1.0, "When the tracemalloc baseline is taken, s after start; negative = --warmup-s when set, "
+              "else 25% of --run-time within 5..300 s (60 s without a run time)", ANY_NUMBER)
+    checkpoint_interval_s: float = knob(
+        -1.0, "Seconds between tracemalloc checkpoints after the baseline; negative = one checkpoint "
               "halfway to the end (every 600 s without a run time); 0 = baseline and final only. Each "
               "snapshot costs the engine memory (on the demo engine ~0.7 MB heap, ~26 MB RSS), a step "
-              "the report removes at the snapshot events: few checkpoints are better than many"),
-    PluginArg("engine_lost_polls", int, 5, "Failed polls in a row after which the engine counts as lost"),
-    PluginArg("results_dir", str, "results", "Where run directories are created"),
-    PluginArg("run_id", str, "", "Run directory name (empty: YYYYmmdd-HHMMSS-<short>)"),
-    PluginArg("quick", bool, False, "5-minute smoke soak: --run-time 300 unless set"),
-)
+              "the report removes at the snapshot events: few checkpoints are better than many", ANY_NUMBER)
+    engine_lost_polls: int = knob(5, "Failed polls in a row after which the engine counts as lost",
+                                  (1, 100_000, True))
+    results_dir: str = knob("results", "Where run directories are created")
+    run_id: str = knob("", "Run directory name (empty: YYYYmmdd-HHMMSS-<short>)")
+    quick: bool = knob(False, "5-minute smoke soak: --run-time 300 unless set")
+    # realeng (issue 14): the live status line
+    status_interval_s: float = knob(
+        60.0, "Seconds between status lines (elapsed, load, RSS/heap, trend, provisional verdict); 0 = none")
+    run_time_s: float | None = None   # Locust's own --run-time (not a memsoak knob)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
 
-# realeng (issue 14): the live status line
-PLUGIN_ARGS += (
-    PluginArg("status_interval_s", float, 60.0,
-              "Seconds between status lines (elapsed, load, RSS/heap, trend, provisional verdict); 0 = none"),
-)
+    @classmethod
+    def from_options(cls, options: Any) -> "RunSettings":
+        """Parsed Locust options (after `validate` found no problem), typed once."""
+        values = {spec.name: option(options, spec.name) for spec in PLUGIN_ARGS}
+        values = {name: (spec.type(values[name]) if spec.type in (int, float) else values[name])
+                  for name, spec in zip(values, PLUGIN_ARGS)}
+        run_time = getattr(options, "run_time", None) if options is not None else None
+        analysis = resolve({spec.name: option(options, spec.name) for spec in SETTINGS})
+        return cls(**values, run_time_s=float(run_time) if run_time else None, analysis=analysis)
 
 
-# The plugin's own ranges (the analysis settings' are reports.settings.LIMITS).
-PLUGIN_LIMITS: dict[str, tuple[float | None, float | None, bool]] = {
-    "sample_interval_s": (0.0, 3600.0, False), "engine_lost_polls": (1, 100_000, True),
-    "baseline_s": (None, None, True), "checkpoint_interval_s": (None, None, True),
-}
+PLUGIN_ARGS: tuple[Knob, ...] = knobs_of(RunSettings)
+PluginArg = Knob
 RUN_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 
 
@@ -93,7 +100,7 @@ def check_value(spec: Setting, value: Any) -> str | None:
     if spec.type in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
-        return out_of_range(spec.name, value, PLUGIN_LIMITS if spec.name in PLUGIN_LIMITS else None)
+        return spec.out_of_range(value)
     if spec.name == "results_dir" and not str(value).strip():
         return "is empty: name a directory (default results)"
     if spec.name == "run_id" and value and not RUN_ID.match(str(value)):

@@ -5,11 +5,11 @@ import types
 
 import pytest
 
-from locustfiles._mix import MIX_ARGUMENTS, MixError, MixOptions, env_var, parse_extra_headers
+from locustfiles._mix import MIX_KNOBS, MixError, MixOptions, env_var, parse_extra_headers
 
 
 def options(**overrides: object) -> types.SimpleNamespace:
-    values = {name.replace("-", "_"): default for name, _t, default, _h in MIX_ARGUMENTS}
+    values = {spec.name: spec.default for spec in MIX_KNOBS}
     values.update(overrides)
     return types.SimpleNamespace(**values)
 
@@ -18,12 +18,14 @@ def test_defaults_are_valid_and_typed() -> None:
     mix = MixOptions.from_parsed(options())
     assert mix.end_ratio == pytest.approx(1 / 3)
     assert mix.api_base == "/api/engine/chat"
-    for _name, kind, default, _help in MIX_ARGUMENTS:
-        assert isinstance(default, kind)  # the web form converts input to the default's type
+    for spec in MIX_KNOBS:
+        assert isinstance(spec.default, spec.type)  # the web form converts input to the default's type
 
 
 def test_env_var_names_follow_the_memsoak_convention() -> None:
     assert env_var("think-max-s") == "MEMSOAK_THINK_MAX_S"
+    spec = next(k for k in MIX_KNOBS if k.name == "think_max_s")
+    assert (spec.flag, spec.env_var, spec.conf_key) == ("--think-max-s", "MEMSOAK_THINK_MAX_S", "think-max-s")
 
 
 @pytest.mark.parametrize("overrides, flag", [

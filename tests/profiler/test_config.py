@@ -39,3 +39,23 @@ def test_allocation_mode_and_sampling_settings(capsys) -> None:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3
     assert "MEMSOAK_ALLOC_MODE='exact': not one of sampled, tracemalloc, off" in lines[0]
+
+
+def test_each_memsoak_run_flag_sets_the_variable_its_hook_field_declares() -> None:
+    import dataclasses
+
+    from profiler.config import HookConfig, load_config
+    from profiler.run import hook_env, parse_args
+
+    values = {"port": "9500", "host": "127.0.0.1", "token": "t0ken", "interval": "2.5",
+              "tracemalloc_frames": "3", "alloc_mode": "tracemalloc", "sample_bytes": "4096", "sample_frames": "7"}
+    argv: list[str] = []
+    for field in dataclasses.fields(HookConfig):
+        flag = field.metadata["knob"]["cli"]
+        if flag:
+            argv += [flag] if field.type == "bool" else [flag, values[field.name]]
+    env = hook_env(parse_args([*argv, "--", "true"]))
+    config = load_config(env)   # what the hook reads back from those variables
+    assert (config.port, config.token, config.interval, config.tracemalloc_frames) == (9500, "t0ken", 2.5, 3)
+    assert (config.alloc_mode, config.sample_bytes, config.sample_frames, config.uss, config.gc_objects) == \
+        ("tracemalloc", 4096, 7, True, True)

@@ -51,7 +51,7 @@ def test_bounded_cache_after_warmup_is_plateau_not_leak(settings):
     # The cache fills over most of the first half: a plateau with its level, never a leak.
     t = np.arange(1440) * 10.0
     y = (200 + 40 * (1 - np.exp(-t / 2400.0)) + np.random.default_rng(3).normal(0, 0.3, len(t))) * MB
-    verdict = classify(SPECS["rss"], t, y, {**settings, "warmup_s": 0.0})
+    verdict = classify(SPECS["rss"], t, y, settings.replace(warmup_s=0.0))
     assert verdict.verdict == "plateau", verdict.reason
     assert verdict.plateau_level == pytest.approx(240 * MB, rel=0.02)
 
@@ -69,7 +69,7 @@ def test_warmup_cut_is_found_and_reported(settings):
 def test_warmup_override_wins(settings):
     t = np.arange(600) * 5.0
     y = (150 + np.random.default_rng(4).normal(0, 0.4, len(t))) * MB
-    verdict = classify(SPECS["rss"], t, y, {**settings, "warmup_s": 120.0})
+    verdict = classify(SPECS["rss"], t, y, settings.replace(warmup_s=120.0))
     assert (verdict.warmup.method, verdict.warmup.end_s) == ("setting", 120.0)
 
 

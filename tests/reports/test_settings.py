@@ -30,3 +30,13 @@ def test_outcome_precedence_and_codes():
     assert outcome.decide(engine_lost=False, rss_limit=False, leak=True) == "leak"
     assert outcome.decide(engine_lost=False, rss_limit=False, leak=False) == "pass"
     assert [outcome.EXIT_CODES[k] for k in ("pass", "leak", "rss_limit", "engine_lost", "bad_config", "regression")] == [0, 10, 11, 12, 13, 14]
+
+
+def test_plateau_ratio_and_plateau_early_ratio_are_two_knobs_old_runs_keep_one() -> None:
+    old_run = resolve({"plateau_ratio": 0.4})            # a run.json from before the split
+    assert (old_run.plateau_ratio, old_run.plateau_early_ratio) == (0.4, 0.4)
+    new_run = resolve({"plateau_ratio": 0.4, "plateau_early_ratio": 0.25})
+    assert (new_run.plateau_ratio, new_run.plateau_early_ratio) == (0.4, 0.25)
+    assert resolve().alpha == resolve()["alpha"] == 0.01 and resolve().replace(alpha=0.05).alpha == 0.05
+    with pytest.raises(SettingError, match="--plateau-early-ratio"):
+        resolve({"plateau_early_ratio": 2})
