@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from locust import events
+from locust import argument_parser, events
 
+from memsoak.contract import QUICK_RUN_S as QUICK_RUN_TIME_S  # noqa: F401  (--quick's run time, for importers)
 from reports.settings import SETTINGS, Setting, out_of_range
-
-QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
 
 
 @dataclass(frozen=True)
@@ -252,8 +251,6 @@ def _compute_locust_defaults_once() -> None:
     seconds per spawn message on a busy machine (seen in Docker: 2 workers declared missing at
     start, 0 requests). The result depends only on Locust's own arguments, fixed for the process.
     """
-    from locust import argument_parser
-
     original = argument_parser.default_args_dict
     if getattr(original, "memsoak_cached", False):
         return

@@ -20,16 +20,16 @@ from locust.runners import (STATE_CLEANUP, STATE_MISSING, STATE_SPAWNING, STATE_
 
 import memsoak
 from memsoak.hook import HookClient, HookError
-from memsoak.plugin.arguments import (QUICK_RUN_TIME_S, check_results_dir, option, redact, secret_values,
+from memsoak import contract
+from memsoak.plugin.arguments import (check_results_dir, option, redact, secret_values,
                                       settings_of, validate)
 from memsoak.rundir import RunDir
 from memsoak.plugin.soak import Soak
 from memsoak.plugin import status
-from reports import outcome as outcomes
 
 log = logging.getLogger("memsoak")
-BAD_CONFIG = 13
-INTERRUPTED = outcomes.EXIT_CODES[outcomes.INTERRUPTED]
+BAD_CONFIG = contract.EXIT_BAD_CONFIG
+INTERRUPTED = contract.EXIT_INTERRUPTED
 SECOND_STOP_WAIT_S = 600.0   # a second SIGTERM waits this long for the first stop's report
 
 
@@ -118,7 +118,7 @@ def _on_init(environment: Any, **_kwargs: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         quit_after_final_stats(environment.runner)
     if option(options, "quick") and not getattr(options, "run_time", None):
-        options.run_time = QUICK_RUN_TIME_S
+        options.run_time = contract.QUICK_RUN_S
     problems = config_problems(options)
     if problems:   # before any load is sent, UI or headless
         sys.stderr.write("\n".join(problems) + "\n")
