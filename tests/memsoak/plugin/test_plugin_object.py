@@ -4,11 +4,20 @@ method), and every import at start: a broken install fails before any load, not 
 from __future__ import annotations
 
 import ast
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+import pytest
+
+from memsoak import contract
+from memsoak.engine import free_port
+from memsoak_procs import LOCUSTFILES, locust_cmd, output, read_jsonl, wait
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -78,3 +87,36 @@ def test_the_plugin_lives_on_its_environment_not_in_the_process() -> None:
         print("ok")
     """)
     assert out.returncode == 0 and out.stdout.split() == ["ok"], out.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_master_stopped_by_sigterm_is_interrupted_and_counts_its_workers_last_stats(engine, procs,
+                                                                                      tmp_path: Path) -> None:
+    """SIGTERM to a master mid-run: the plugin stops the workers, takes their last stats, and the run
+    is what it is, interrupted (exit 17). (With Locust's own quitting listener first, the plugin used to
+    find the runner stopped and call it the planned end: exit 0 for 12 s of a 300 s run.)"""
+    demo = engine()
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    files = f"{LOCUSTFILES},{Path(__file__).with_name('worker_counter.py')}"
+    env = {**os.environ, "MEMSOAK_TEST_COUNT_DIR": str(counts)}
+    port = free_port()
+    master = procs.start(locust_cmd(demo, tmp_path, "--master", "--expect-workers", "1", "--master-bind-host",
+                                    "127.0.0.1", "--master-bind-port", str(port), "--checkpoint-interval-s", "0",
+                                    run_time=300, files=files), "master", env=env)
+    worker = procs.start([sys.executable, "-m", "locust", "-f", files, "--worker", "--master-host", "127.0.0.1",
+                          "--master-port", str(port), "-H", demo.url], "worker", env=env)
+    series = tmp_path / "run" / "series.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (series.exists() and len(read_jsonl(series)) >= 8):
+        assert master.poll() is None, output(master)[-3000:]
+        time.sleep(0.5)
+    master.send_signal(signal.SIGTERM)
+    assert wait(master, 180) == contract.EXIT_INTERRUPTED, output(master)[-3000:]
+    assert wait(worker, 60) == 0, output(worker)[-2000:]
+    stop = [e for e in read_jsonl(tmp_path / "run" / "events.jsonl") if e["type"] == contract.EVENT_STOP]
+    assert [e["reason"] for e in stop] == [contract.STOP_SIGNAL]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    (account,) = [json.loads(p.read_text()) for p in counts.glob("worker-*.json")]
+    reported = {f"{r['method']} {r['name']}": r["num_requests"] for r in report["requests"]}
+    assert reported == account["requests"] and sum(reported.values()) > 0
