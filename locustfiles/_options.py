@@ -14,9 +14,9 @@ import gevent
 from locust import events
 
 from locustfiles._mix import MIX_KNOBS, MixError, MixOptions, volatile_headers
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
 
 log = logging.getLogger("memsoak.users")
-BAD_CONFIG = 13  # reports/outcome.py: bad_config
 
 
 @events.init_command_line_parser.add_listener

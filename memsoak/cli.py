@@ -11,6 +11,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
+
 COMMANDS: dict[str, str] = {
     "demo": "memsoak.commands.demo",
     "report": "memsoak.commands.report",
@@ -18,7 +20,6 @@ COMMANDS: dict[str, str] = {
     "soak": "memsoak.commands.soak",
     "options": "memsoak.commands.options",
 }
-BAD_CONFIG = 13
 
 
 class _Parser(argparse.ArgumentParser):

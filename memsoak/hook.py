@@ -17,6 +17,8 @@ from typing import Any
 
 import requests
 
+from memsoak.contract import MB, SAMPLE_INT_FIELDS, SAMPLE_NUMBER_FIELDS  # noqa: F401
+
 
 class HookError(RuntimeError):
     """The hook did not answer as the contract says; the message is one line."""
@@ -35,13 +37,7 @@ class HookBusy(HookError):
         self.retry_after_s = retry_after_s
 
 
-MAX_BODY_BYTES = 64 * 2**20    # no answer of the contract comes near this: a runaway is cut off
-SAMPLE_INT_FIELDS = ("seq",)
-SAMPLE_NUMBER_FIELDS = (
-    "t_mono", "t_wall", "pid", "rss_bytes", "vms_bytes", "tree_rss_bytes", "tree_procs", "uss_bytes",
-    "traced_current_bytes", "traced_peak_bytes", "allocated_blocks", "gc_count_0", "gc_count_1",
-    "gc_count_2", "gc_collections_0", "gc_collections_1", "gc_collections_2", "gc_objects", "open_fds",
-    "threads", "asyncio_tasks", "sample_cost_us", "hook_errors")
+MAX_BODY_BYTES = 64 * MB    # no answer of the contract comes near this: a runaway is cut off
 
 
 def _socket_is_green() -> bool:

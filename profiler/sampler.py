@@ -14,22 +14,12 @@ from typing import Any, Callable
 
 import psutil
 
+from memsoak.contract import SAMPLE_FIELDS, SAMPLE_FLOAT_FIELDS as FLOAT_FIELDS  # noqa: F401  (stdlib only)
+
 from . import probes
 from .config import HookConfig
 from .ring import SampleRing
 
-SAMPLE_FIELDS: tuple[str, ...] = (
-    "seq", "t_mono", "t_wall", "pid",
-    "rss_bytes", "vms_bytes", "tree_rss_bytes", "tree_procs", "uss_bytes",
-    "traced_current_bytes", "traced_peak_bytes",
-    "allocated_blocks",
-    "gc_count_0", "gc_count_1", "gc_count_2",
-    "gc_collections_0", "gc_collections_1", "gc_collections_2",
-    "gc_objects",
-    "open_fds", "threads", "asyncio_tasks",
-    "sample_cost_us", "hook_errors",
-)
-FLOAT_FIELDS = frozenset({"t_mono", "t_wall"})
 
 
 class ErrorCounts:

@@ -26,6 +26,8 @@ from scipy import stats
 
 from . import evidence, outcome as outcomes
 from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
+from memsoak.contract import over_rss_limit
+
 from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
 from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
@@ -674,8 +676,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     legacy = (legacy_verdict(np.array([p[0] for p in rss_values]), np.array([p[1] for p in rss_values]),
                              values.growth_threshold_mb, values.rate_threshold_mb_per_hour)
               if len(rss_values) >= 2 else None)
-    limit_bytes = values.rss_limit_mb * MB
-    rss_over = limit_bytes > 0 and any(v > limit_bytes for _, v in rss_values) and "rss_limit" not in events
+    # the harness's rule (tree RSS when measured): a run stored without the event still ends at the limit
+    rss_over = (any(over_rss_limit(row, values.rss_limit_mb) is not None for row in rows)
+                and "rss_limit" not in events)
     if rss_over:
         notes.append(f"RSS exceeded rss_limit_mb={values.rss_limit_mb:g} in the recorded samples")
     result = outcomes.decide(engine_lost="engine_lost" in events, rss_limit="rss_limit" in events or rss_over,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from memsoak.contract import MB
+
 from . import outcome as outcomes
 from .model import Report, SignalReport
 
@@ -83,7 +85,7 @@ def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) 
         # Against a known-good run, growth too small for a single-run verdict (a short run's floors)
         # still counts when it is significantly faster than the base by a practical margin.
         delta.regression = True
-        delta.reason = (f"grows significantly faster than the base by {diff / (1024 * 1024):.2f} MB/h "
+        delta.reason = (f"grows significantly faster than the base by {diff / MB:.2f} MB/h "
                         f"(below the single-run floors: {cand.reason})")
     else:
         delta.reason = f"candidate {cand.verdict}, base {base.verdict}"
@@ -95,7 +97,7 @@ def compare(base: Report, candidate: Report) -> Comparison:
     for cand in candidate.signals:
         base_sig = base.signal(cand.name)
         if base_sig is not None:
-            delta = _delta(base_sig, cand, candidate.settings.min_rate_mb_per_hour * 1024 * 1024)
+            delta = _delta(base_sig, cand, candidate.settings.min_rate_mb_per_hour * MB)
             if delta is not None:
                 deltas.append(delta)
     regressed = [d for d in deltas if d.regression]
@@ -106,7 +108,7 @@ def compare(base: Report, candidate: Report) -> Comparison:
 
 
 def render_comparison(comparison: Comparison) -> str:
-    mb = 1024 * 1024
+    mb = MB
     lines = [f"memsoak compare {comparison.base_run} -> {comparison.candidate_run}: "
              f"{comparison.outcome.upper()} (exit {comparison.exit_code})", comparison.headline, ""]
     lines.append(f"{'signal':<32} {'base':<9} {'cand.':<9} difference per hour (95% CI)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MB = 1024 * 1024
+from memsoak.contract import MB  # noqa: F401  (re-exported: reports/ reads MB from here)
 
 
 @dataclass

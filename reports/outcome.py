@@ -1,36 +1,15 @@
 """Outcomes of a run and their exit codes (distinct from Locust's own 0-3), with precedence.
 
-Every code memsoak exits with is defined here, and nowhere else; the README's exit-code table and
-docs/CONTRACTS.md copy this table. A run that is not evidence never exits 0: each way a run can fail
+Every code memsoak exits with is defined in memsoak/contract.py, and nowhere else (this module
+re-exports them with their titles and precedence); the README's exit-code table and docs/CONTRACTS.md
+copy that table. A run that is not evidence never exits 0: each way a run can fail
 to be evidence is an outcome of its own.
 """
 from __future__ import annotations
 
-PASS = "pass"
-LEAK = "leak"
-RSS_LIMIT = "rss_limit"
-ENGINE_LOST = "engine_lost"
-BAD_CONFIG = "bad_config"
-REGRESSION = "regression"
-INCONCLUSIVE = "inconclusive"              # growth beyond the floors; too short a run to tell a filling cache from a leak
-INVALID_LOAD = "invalid_load"              # failure ratio above --max-failure-ratio, or no success
-INTERRUPTED = "interrupted"                # SIGINT/SIGTERM before the planned end
-INSUFFICIENT = "insufficient_evidence"     # too few samples for any signal to have a verdict
-MEASUREMENT_FAILED = "measurement_failed"  # rows could not be written, or the hook answered garbage
-
-EXIT_CODES: dict[str, int] = {
-    PASS: 0,
-    LEAK: 10,
-    RSS_LIMIT: 11,
-    ENGINE_LOST: 12,
-    BAD_CONFIG: 13,
-    REGRESSION: 14,
-    INCONCLUSIVE: 15,
-    INVALID_LOAD: 16,
-    INTERRUPTED: 17,
-    INSUFFICIENT: 18,
-    MEASUREMENT_FAILED: 19,
-}
+# The outcomes and their codes are the run's contract with CI scripts: defined in memsoak/contract.py.
+from memsoak.contract import (BAD_CONFIG, ENGINE_LOST, EXIT_CODES, INCONCLUSIVE, INSUFFICIENT,  # noqa: F401
+                              INTERRUPTED, INVALID_LOAD, LEAK, MEASUREMENT_FAILED, PASS, REGRESSION, RSS_LIMIT)
 
 # Locust's own exit codes, for the README table: memsoak's codes never collide with them.
 LOCUST_CODES: dict[int, str] = {

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import jinja2
 
+from memsoak.contract import MB
+
 from .model import Report
 from .outcome import title
 from .render_console import _amount
@@ -16,7 +18,7 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=jinja2.select_autoescape(["html", "j2.html"]),
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    env.filters["mb"] = lambda v: "-" if v is None else f"{v / (1024 * 1024):.2f}"
+    env.filters["mb"] = lambda v: "-" if v is None else f"{v / MB:.2f}"
     env.filters["kib"] = lambda v: "-" if v is None else f"{v / 1024:.1f}"
     env.filters["g"] = lambda v: "-" if v is None else f"{v:.3g}"
     env.globals["amount"] = _amount

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memsoak.contract import LOAD_COUNT_FIELDS, ROW_NUMBER_FIELDS, Event, Row
+
 
 class RunDirError(ValueError):
     """The run directory cannot be analysed; the message says why and what to do."""
@@ -21,8 +23,8 @@ class RunDirError(ValueError):
 @dataclass
 class RunData:
     run_dir: Path
-    rows: list[dict[str, Any]]
-    events: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row]
+    events: list[Event] = field(default_factory=list)
     run_json: dict[str, Any] = field(default_factory=dict)
     diffs: list[dict[str, Any]] = field(default_factory=list)        # tracemalloc DIFFs
     type_diffs: list[dict[str, Any]] = field(default_factory=list)   # gc type census diffs
@@ -65,23 +67,18 @@ def _read_jsonl(path: Path, check: Any = None) -> tuple[list[dict[str, Any]], in
     return rows, skipped
 
 
-# Row fields that must be numbers when present (a row breaking this is skipped and counted).
-_NUMERIC_ROW_FIELDS = ("t", "t_mono", "rss_bytes", "vms_bytes", "tree_rss_bytes", "tree_procs", "uss_bytes",
-                       "traced_current_bytes", "traced_peak_bytes", "allocated_blocks", "gc_objects",
-                       "open_fds", "threads", "asyncio_tasks", "users", "rps", "requests_total",
-                       "failures_total")
 
 
 def valid_row(row: dict[str, Any]) -> bool:
     seq = row.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
         return False
-    for name in _NUMERIC_ROW_FIELDS:
+    for name in ROW_NUMBER_FIELDS:   # must be numbers when present (else skipped and counted)
         value = row.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or value != value or value in (float("inf"), float("-inf"))):
             return False
-    for name in ("requests_by_name", "failures_by_name", "ops"):
+    for name in LOAD_COUNT_FIELDS:
         value = row.get(name)
         if value is not None and not (isinstance(value, dict) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())):

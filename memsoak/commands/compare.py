@@ -10,11 +10,11 @@ import json
 import sys
 
 import reports
-from reports.outcome import EXIT_CODES
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
 from reports.render_json import to_plain
 from reports.settings import SettingError
 
-from .report import BAD_CONFIG, analyse, parse_overrides
+from .report import analyse, parse_overrides
 
 NAME = "compare"
 HELP = "compare a candidate run against a known-good base run; exit 14 on a regression"
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         candidate = analyse(args.candidate_run, overrides)
     except (reports.RunDirError, SettingError) as error:
         print(f"memsoak compare: {error}", file=sys.stderr)
-        return EXIT_CODES["bad_config"]
+        return BAD_CONFIG
     comparison = reports.compare(base, candidate)
     if args.json_out:   # before the verdict is printed: a failed write must not follow a "PASS"
         try:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import locustfiles
-from demo_engine.settings import LEAK_NAMES   # one list: the engine validates the same names
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
+from memsoak.contract import LEAK_NAMES, QUICK_RUN_S   # the names DEMO_LEAKS takes in the engine
 from memsoak.engine import DemoEngine, EngineError
 from memsoak.rundir import new_run_id
 
 NAME = "demo"
 HELP = "soak the bundled demo engine (under memsoak-run) and write a report"
-QUICK_S = 300
-BAD_CONFIG = 13
 # The demo engine's legitimate state is bounded (LRU sessions, response cache). A compressed soak
 # cannot tell a bound that is still filling from a leak, so the demo runs the engine with bounds
 # small enough to fill during warm-up, as a production engine's would within its first hours.
@@ -102,7 +101,7 @@ def locust_command(args: argparse.Namespace, engine: DemoEngine, run_id: str) ->
     """Headless Locust with the plugin; the demo's load first so that arguments after -- win."""
     folder = Path(locustfiles.__file__).parent
     files = str(folder) + (f",{folder / '_mix_sweep.py'}" if args.sweep else "")
-    duration = args.duration if args.duration is not None else QUICK_S
+    duration = args.duration if args.duration is not None else QUICK_RUN_S
     extra = [a for a in args.locust_args if a != "--"] if args.locust_args else []
     return [sys.executable, "-m", "locust", "-f", files, "--headless", "--host", engine.url,
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{duration}s",

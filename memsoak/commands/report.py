@@ -11,12 +11,11 @@ import os
 import sys
 
 import reports
-from reports.outcome import EXIT_CODES
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
 from reports.settings import BY_NAME, SettingError, out_of_range
 
 NAME = "report"
 HELP = "re-analyse a run directory offline: report.json/html, summary.md, junit.xml"
-BAD_CONFIG = EXIT_CODES["bad_config"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,13 +27,14 @@ import requests
 
 import locustfiles
 from memsoak.commands.demo import duration_s
+from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
+from memsoak.contract import MB, engine_rss
 from memsoak.engine import free_port
 from memsoak.rundir import new_run_id
 
 NAME = "soak"
 HELP = "soak your own engine: start it under the hook, load it, stop it, exit with the verdict's code"
 ACCEPTS_EXTRA = True  # unknown options go to Locust (see memsoak/cli.py)
-BAD_CONFIG = 13
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 HOOK_FAILED = "memsoak hook: not started"  # profiler/boot/sitecustomize.py's line
 HOOK_GRACE_S = 15.0  # after the engine answers, how long its hook may still take
@@ -140,7 +141,7 @@ class Engine:
         if not samples:
             return None
         last = samples[-1]
-        value = last.get("tree_rss_bytes") or last.get("rss_bytes")
+        value = engine_rss(last)
         return int(value) if value else None
 
     def stop(self) -> None:
@@ -198,7 +199,7 @@ def rss_limit_given(args: argparse.Namespace) -> bool:
 
 def relative_rss_limit(start_bytes: int) -> int:
     """The RSS limit in MB for an engine that starts at `start_bytes`: 3x, at least 512, in 100s."""
-    return max(RSS_LIMIT_FLOOR_MB, int(-(-RSS_LIMIT_FACTOR * start_bytes / 2**20 // 100) * 100))
+    return max(RSS_LIMIT_FLOOR_MB, int(-(-RSS_LIMIT_FACTOR * start_bytes / MB // 100) * 100))
 
 
 def check(args: argparse.Namespace) -> str | None:
@@ -241,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
             # default would stop its soak. Relative to where this engine starts instead.
             limit = relative_rss_limit(start)
             args.extra = [*getattr(args, "extra", []), "--rss-limit-mb", str(limit)]
-            print(f"memsoak soak: the engine starts at {start / 2**20:.0f} MB RSS: --rss-limit-mb {limit} "
+            print(f"memsoak soak: the engine starts at {start / MB:.0f} MB RSS: --rss-limit-mb {limit} "
                   f"({RSS_LIMIT_FACTOR}x, at least {RSS_LIMIT_FLOOR_MB}; give --rss-limit-mb to choose)", flush=True)
         print(f"memsoak soak: engine up; soaking for {args.duration} s with {args.users} users", flush=True)
         locust = subprocess.Popen(locust_command(args, engine, run_id))

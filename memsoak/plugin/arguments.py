@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from locust import events
+from locust import argument_parser, events
 
 from memsoak.knobs import ANY_NUMBER, Knob, knob, knobs_of
+from memsoak.contract import QUICK_RUN_S as QUICK_RUN_TIME_S  # noqa: F401  (--quick's run time, for importers)
 from reports.settings import SETTINGS, AnalysisSettings, resolve
 
 Setting = Knob   # the spec type of every argument here (memsoak/knobs.py)
-QUICK_RUN_TIME_S = 300  # --quick: the original spec's 5-minute smoke soak
 
 
 @dataclass(frozen=True)
@@ -259,8 +259,6 @@ def _compute_locust_defaults_once() -> None:
     seconds per spawn message on a busy machine (seen in Docker: 2 workers declared missing at
     start, 0 requests). The result depends only on Locust's own arguments, fixed for the process.
     """
-    from locust import argument_parser
-
     original = argument_parser.default_args_dict
     if getattr(original, "memsoak_cached", False):
         return

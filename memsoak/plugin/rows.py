@@ -6,14 +6,15 @@ sliding-window figures, so a row shows the load the engine was under when it was
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from locust.stats import StatsError
 
+from memsoak.contract import LoadSide, RequestStats, Row, Sample
 from memsoak.ops import count_ops
 
 
-def load_side(runner: Any) -> dict[str, Any]:
+def load_side(runner: Any) -> LoadSide:
     """The load columns of a row, read from the runner's stats now."""
     stats = runner.stats
     total = stats.total
@@ -45,7 +46,7 @@ def load_side(runner: Any) -> dict[str, Any]:
     }
 
 
-def join(samples: list[dict[str, Any]], load: dict[str, Any], now_t: float) -> list[dict[str, Any]]:
+def join(samples: list[Sample], load: LoadSide, now_t: float) -> list[Row]:
     """Rows for a batch of samples fetched at harness time `now_t` (seconds since test start).
 
     The newest sample is taken as "now"; older ones in the batch are placed back by the engine's own
@@ -54,11 +55,11 @@ def join(samples: list[dict[str, Any]], load: dict[str, Any], now_t: float) -> l
     if not samples:
         return []
     newest = samples[-1].get("t_mono")
-    rows = []
+    rows: list[Row] = []
     for sample in samples:
         t_mono = sample.get("t_mono")
         lag = (newest - t_mono) if isinstance(newest, (int, float)) and isinstance(t_mono, (int, float)) else 0.0
-        rows.append({**sample, "t": round(now_t - lag, 3), **load})
+        rows.append(cast(Row, {**sample, "t": round(now_t - lag, 3), **load}))
     return rows
 
 
@@ -72,9 +73,9 @@ def error_text(error: Any) -> str:
     return match.group("text") if match else text
 
 
-def requests_table(stats: Any) -> list[dict[str, Any]]:
+def requests_table(stats: Any) -> list[RequestStats]:
     """Locust's per-name table for requests.json."""
-    table = []
+    table: list[RequestStats] = []
     for (name, method), entry in sorted(stats.entries.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         failures: dict[str, int] = {}
         for error in stats.errors.values():

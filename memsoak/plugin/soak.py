@@ -17,11 +17,15 @@ from typing import Any, Callable
 import gevent
 from gevent.event import Event
 
+from memsoak import contract
+from memsoak.contract import MB, Row
 from memsoak.hook import HookAnswerError, HookBusy, HookClient, HookError
 from memsoak.plugin import rows as rowlib
 from memsoak.plugin.arguments import baseline_at_s, checkpoint_every_s, option
 from memsoak.rundir import RunDir
+import reports
 from reports import outcome as outcomes
+from reports.evidence import status_of
 
 log = logging.getLogger("memsoak")
 SNAPSHOT_TIMEOUT_S = 120.0   # a snapshot or diff of a big heap takes a while inside the engine
@@ -39,11 +43,12 @@ TRIM_EVERY_POLLS = 60
 CATCH_UP_PAGES = 5           # pages of /samples one poll may read when behind (600 samples each)
 AUTH_CHECK_REQUESTS = 5      # this many requests, every one refused 401/403: the key is wrong
 AUTH_STATUSES = (401, 403)
-FALLBACK_CODES = {"engine_lost": outcomes.EXIT_CODES[outcomes.ENGINE_LOST],
-                  "rss_limit": outcomes.EXIT_CODES[outcomes.RSS_LIMIT],
-                  "measurement_failed": outcomes.EXIT_CODES[outcomes.MEASUREMENT_FAILED],
-                  "signal": outcomes.EXIT_CODES[outcomes.INTERRUPTED],
-                  "auth_failed": outcomes.EXIT_CODES[outcomes.BAD_CONFIG]}
+# The exit code when no report could be built, by the reason the run stopped.
+FALLBACK_CODES = {contract.EVENT_ENGINE_LOST: contract.EXIT_ENGINE_LOST,
+                  contract.EVENT_RSS_LIMIT: contract.EXIT_RSS_LIMIT,
+                  contract.EVENT_MEASUREMENT_FAILED: contract.EXIT_MEASUREMENT_FAILED,
+                  contract.STOP_SIGNAL: contract.EXIT_INTERRUPTED,
+                  contract.EVENT_AUTH_FAILED: contract.EXIT_BAD_CONFIG}
 
 
 class RecentRows:
@@ -57,7 +62,7 @@ class RecentRows:
         self._data = [array("d", [math.nan]) * capacity for _ in fields]
         self.count = 0
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: Row) -> None:
         at = self.count % self.capacity
         for column, name in zip(self._data, self.fields):
             value = row.get(name)
@@ -119,7 +124,7 @@ class Soak:
         return time.monotonic() - self.t0
 
     def start(self) -> None:
-        self.rundir.append_event("test_start", 0.0)
+        self.rundir.append_event(contract.EVENT_TEST_START, 0.0)
         self._greenlets = [gevent.spawn(self._poll_loop), gevent.spawn(self._snapshot_loop)]
 
     # --- polling ----------------------------------------------------------------------------
@@ -156,10 +161,10 @@ class Soak:
                         self.fail_measurement(f"the hook answered garbage {failures} polls in a row: {exc}")
                         return
                     self.engine_lost = True
-                    self._event("engine_lost", last_seq=self.last_seq, error=str(exc))
+                    self._event(contract.EVENT_ENGINE_LOST, last_seq=self.last_seq, error=str(exc))
                     log.error("memsoak: engine lost: hook unreachable for %d polls in a row (last sample "
                               "seq %d): %s", failures, self.last_seq, exc)
-                    self.request_stop("engine_lost")
+                    self.request_stop(contract.EVENT_ENGINE_LOST)
                     return
             except OSError as exc:   # series.jsonl could not be written (disk full, I/O error)
                 self.fail_measurement(f"rows could not be written ({type(exc).__name__}: {exc}); "
@@ -182,9 +187,9 @@ class Soak:
             return
         self.measurement_failed = why
         log.error("memsoak: measurement failed: %s; stopping the test", why)
-        self._event("measurement_failed", error=why, last_seq=self.last_seq,
+        self._event(contract.EVENT_MEASUREMENT_FAILED, error=why, last_seq=self.last_seq,
                     last_written_seq=self.rundir.last_seq_written)
-        self.request_stop("measurement_failed")
+        self.request_stop(contract.EVENT_MEASUREMENT_FAILED)
 
     def _check_auth(self) -> None:
         """Every one of the first requests refused 401/403: a wrong key; end the run (exit 13)."""
@@ -198,14 +203,13 @@ class Soak:
         if total.num_failures < total.num_requests:
             return
         texts = [rowlib.error_text(error.error) for error in list(stats.errors.values())]
-        from reports.evidence import status_of
         if texts and all(status_of(text) in AUTH_STATUSES for text in texts):
             self.auth_failed = (f"the first {total.num_requests} requests were all refused ({texts[0]}): "
                                 "the engine does not accept the API key; check --api-key and "
                                 "--api-key-header (MEMSOAK_API_KEY / MEMSOAK_API_KEY_HEADER)")
             log.error("memsoak: %s", self.auth_failed)
-            self._event("auth_failed", error=self.auth_failed)
-            self.request_stop("auth_failed")
+            self._event(contract.EVENT_AUTH_FAILED, error=self.auth_failed)
+            self.request_stop(contract.EVENT_AUTH_FAILED)
 
     def _trim_locust_history(self) -> None:
         """Locust keeps, for ever, a stats.history entry per 5 s and a per-second count per request
@@ -250,18 +254,17 @@ class Soak:
                 return fetched
         return fetched
 
-    def _check_rss(self, row: dict[str, Any]) -> None:
-        limit_mb = float(option(self.options, "rss_limit_mb"))
-        # The whole process tree counts: a multi-worker server dies of its total, not of one worker.
-        rss = row.get("tree_rss_bytes") or row.get("rss_bytes")
-        if limit_mb <= 0 or rss is None or self.stop_reason:
+    def _check_rss(self, row: Row) -> None:
+        """The RSS limit, by the rule the report applies too (contract.over_rss_limit)."""
+        if self.stop_reason:
             return
-        limit = int(limit_mb * 1024 * 1024)
-        if rss > limit:
-            self._event("rss_limit", rss_bytes=rss, limit_bytes=limit)
+        limit_mb = float(option(self.options, "rss_limit_mb"))
+        rss = contract.over_rss_limit(row, limit_mb)
+        if rss is not None:
+            self._event(contract.EVENT_RSS_LIMIT, rss_bytes=rss, limit_bytes=int(limit_mb * MB))
             log.error("memsoak: engine RSS %.1f MB is above --rss-limit-mb %.0f: stopping the test",
-                      rss / 2**20, limit_mb)
-            self.request_stop("rss_limit")
+                      rss / MB, limit_mb)
+            self.request_stop(contract.EVENT_RSS_LIMIT)
 
     def request_stop(self, reason: str) -> None:
         """Stop the Locust run for `reason`; the first reason wins."""
@@ -277,7 +280,7 @@ class Soak:
         taken = self.take("baseline", types=True)
         # After the baseline, not before: taking it costs the engine memory, a step that belongs
         # to the warm-up and not to the trend.
-        self._event("warmup_end")
+        self._event(contract.EVENT_WARMUP_END)
         if not taken:
             return
         every = checkpoint_every_s(self.options)
@@ -298,7 +301,7 @@ class Soak:
             if types:
                 self.snap_client.types_snapshot(label)
             # t is when the snapshot returned (reports/steps.py relies on it); started_t is when asked
-            self._event("snapshot", label=label, started_t=round(started, 3))
+            self._event(contract.EVENT_SNAPSHOT, label=label, started_t=round(started, 3))
             previous = self.labels[-1] if self.labels else None
             self.labels.append(label)
             if previous:
@@ -335,7 +338,7 @@ class Soak:
         except HookError as exc:
             log.warning("memsoak: could not read the allocation tracker's figures: %s", exc)
             return
-        self._event("alloc_tracking", mode=health.get("alloc_mode"), note=health.get("alloc_note"),
+        self._event(contract.EVENT_ALLOC_TRACKING, mode=health.get("alloc_mode"), note=health.get("alloc_note"),
                     sampler=health.get("alloc_sampler"), tracemalloc_frames=health.get("tracemalloc_frames"),
                     config={k: (health.get("config") or {}).get(k) for k in ("sample_bytes", "sample_frames")})
 
@@ -374,7 +377,7 @@ class Soak:
             self.rundir.write_json("requests.json", rowlib.requests_table(self.environment.runner.stats))
         except OSError as exc:
             self.fail_measurement(f"requests.json could not be written ({type(exc).__name__}: {exc})")
-        self._event("stop", reason=reason, last_seq=self.last_seq)
+        self._event(contract.EVENT_STOP, reason=reason, last_seq=self.last_seq)
         self.rundir.close()
         for client in (self.poll_client, self.snap_client):
             client.close()
@@ -383,15 +386,14 @@ class Soak:
 
     def _fallback(self, reason: str) -> int:
         if self.auth_failed:
-            return FALLBACK_CODES["auth_failed"]
+            return contract.EXIT_BAD_CONFIG
         if self.measurement_failed:
-            return FALLBACK_CODES["measurement_failed"]
-        return FALLBACK_CODES.get(reason, FALLBACK_CODES["measurement_failed"])
+            return contract.EXIT_MEASUREMENT_FAILED
+        return FALLBACK_CODES.get(reason, contract.EXIT_MEASUREMENT_FAILED)
 
     def _report(self, reason: str) -> int:
         path = self.rundir.path
         try:
-            import reports
             report = reports.analyze(reports.load_run(path))
         except Exception as exc:  # a broken analysis must not lose the run or its exit code
             code = self._fallback(reason)

@@ -18,6 +18,8 @@ from typing import Any
 
 import gevent
 
+import reports
+from memsoak.contract import MB, engine_rss
 from memsoak.plugin.arguments import baseline_at_s, option
 
 log = logging.getLogger("memsoak")
@@ -33,7 +35,7 @@ def clock(seconds: float) -> str:
 
 
 def _mb(value: Any) -> str:
-    return f"{value / 2**20:.1f} MB" if isinstance(value, (int, float)) else "n/a"
+    return f"{value / MB:.1f} MB" if isinstance(value, (int, float)) else "n/a"
 
 
 def _rate(value: Any) -> str:
@@ -64,7 +66,7 @@ def status_line(environment: Any, soak: Any) -> str:
     stats = runner.stats.total
     rows = list(soak.recent) if soak is not None else []
     latest = rows[-1] if rows else {}
-    rss = latest.get("tree_rss_bytes") or latest.get("rss_bytes")
+    rss = engine_rss(latest)
     warm_up_end = baseline_at_s(options)
     warming = elapsed < warm_up_end
     # the trend of the whole run while warming up, then only since the end of warm-up
@@ -72,7 +74,6 @@ def status_line(environment: Any, soak: Any) -> str:
     trend: dict[str, Any] = {}
     if len(fitted) >= 3:
         try:
-            import reports
             trend = reports.live_trend(fitted) or {}
         except Exception as exc:  # the status line must never stop the run
             trend = {"error": type(exc).__name__}
@@ -116,12 +117,12 @@ def limit_warning(options: Any, soak: Any) -> str | None:
     """The RSS limit measured against the engine's starting RSS (first sample)."""
     limit_mb = float(option(options, "rss_limit_mb"))
     rows = list(soak.recent)[:1]
-    start = (rows[0].get("tree_rss_bytes") or rows[0].get("rss_bytes")) if rows else None
-    if limit_mb <= 0 or not start or limit_mb * 2**20 >= LIMIT_FACTOR * start:
+    start = engine_rss(rows[0]) if rows else None
+    if limit_mb <= 0 or not start or limit_mb * MB >= LIMIT_FACTOR * start:
         return None
-    suggest = int(-(-3 * start / 2**20 // 100) * 100)
+    suggest = int(-(-3 * start / MB // 100) * 100)
     return (f"memsoak: --rss-limit-mb {limit_mb:g} is less than {LIMIT_FACTOR:g}x the engine's starting RSS "
-            f"({start / 2**20:.0f} MB): a real engine can grow that much in warm-up alone and the limit "
+            f"({start / MB:.0f} MB): a real engine can grow that much in warm-up alone and the limit "
             f"would stop the soak. Raise it (e.g. --rss-limit-mb {suggest}) or turn it off with 0")
 
 

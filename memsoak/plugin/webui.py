@@ -12,9 +12,13 @@ import json
 import time
 from typing import Any
 
+import matplotlib
 from flask import Response, request
+from matplotlib.figure import Figure
 from werkzeug.datastructures import ImmutableMultiDict
 
+import reports
+from memsoak.contract import MB
 from memsoak.plugin import status
 from memsoak.plugin.arguments import option
 
@@ -23,6 +27,8 @@ CHART_POINTS = 1200
 
 
 def install(environment: Any, state: Any) -> None:
+    """The Memory tab and the chart routes on the web UI; `state` is the MemsoakPlugin (its
+    `current` and `last` runs are shown)."""
     web_ui = environment.web_ui
     web_ui.template_args["extended_tabs"] = [{"title": "Memory", "key": TABLE_KEY}]
     web_ui.template_args["extended_tables"] = [{"key": TABLE_KEY, "structure": [
@@ -91,7 +97,7 @@ def rows_of(state: Any) -> list[dict[str, Any]]:
 
 
 def _mb(value: Any) -> str:
-    return f"{value / 2**20:.1f} MB" if isinstance(value, (int, float)) else "n/a"
+    return f"{value / MB:.1f} MB" if isinstance(value, (int, float)) else "n/a"
 
 
 def table(environment: Any, state: Any) -> list[dict[str, str]]:
@@ -126,7 +132,6 @@ def trend_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     if len(rows) < 3:
         return [("Trend", "not enough samples yet")]
     try:
-        import reports
         trend = reports.live_trend(rows)
     except Exception as exc:  # the live view must never break the UI
         return [("Trend", f"n/a ({type(exc).__name__})")]
@@ -139,18 +144,15 @@ def trend_rows(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def chart_png(rows: list[dict[str, Any]]) -> bytes:
     """RSS and Python heap over time above users and RPS, as a PNG."""
-    import matplotlib
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     step = max(1, len(rows) // CHART_POINTS)
     rows = rows[::step]
     t = [r.get("t", 0.0) for r in rows]
     fig = Figure(figsize=(9, 5.5), dpi=90)
     memory, load = fig.subplots(2, 1, sharex=True)
-    memory.plot(t, [(r.get("rss_bytes") or 0) / 2**20 for r in rows], label="RSS MB")
+    memory.plot(t, [(r.get("rss_bytes") or 0) / MB for r in rows], label="RSS MB")
     if any(r.get("traced_current_bytes") is not None for r in rows):
-        memory.plot(t, [(r.get("traced_current_bytes") or 0) / 2**20 for r in rows], label="heap MB (traced)")
+        memory.plot(t, [(r.get("traced_current_bytes") or 0) / MB for r in rows], label="heap MB (traced)")
     memory.set_ylabel("MB")
     memory.legend(loc="upper left")
     memory.set_title("engine memory" if rows else "engine memory: no samples yet")
