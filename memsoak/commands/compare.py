@@ -11,7 +11,7 @@ import sys
 
 import reports
 from reports.outcome import EXIT_CODES
-from reports.render_json import to_plain
+from reports.render.render_json import to_plain
 from reports.settings import SettingError
 
 from .report import BAD_CONFIG, analyse, parse_overrides

@@ -198,7 +198,7 @@ class Soak:
         if total.num_failures < total.num_requests:
             return
         texts = [rowlib.error_text(error.error) for error in list(stats.errors.values())]
-        from reports.evidence import status_of
+        from reports.verdict.evidence import status_of
         if texts and all(status_of(text) in AUTH_STATUSES for text in texts):
             self.auth_failed = (f"the first {total.num_requests} requests were all refused ({texts[0]}): "
                                 "the engine does not accept the API key; check --api-key and "

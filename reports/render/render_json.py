@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from .model import Report
+from ..verdict.model import Report
 
 
 def to_plain(value: Any) -> Any:

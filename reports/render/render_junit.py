@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from .model import Report
-from .outcome import BAD_CONFIG, INSUFFICIENT, INTERRUPTED, INVALID_LOAD, MEASUREMENT_FAILED, title
+from ..outcome import BAD_CONFIG, INSUFFICIENT, INTERRUPTED, INVALID_LOAD, MEASUREMENT_FAILED, title
+from ..verdict.model import Report
 
 
 def render_junit(report: Report) -> str:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import jinja2
 
-from .model import Report
-from .outcome import title
+from ..outcome import title
+from ..verdict.model import Report
 from .render_console import _amount
 
 TEMPLATES = Path(__file__).parent / "templates"

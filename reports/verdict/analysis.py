@@ -24,16 +24,17 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from . import evidence, outcome as outcomes
-from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
+from .. import outcome as outcomes
+from ..rundata import RunData
+from ..settings import resolve
+from ..stats.attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
+from ..stats.rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
+from ..stats.steps import remove_snapshot_steps
+from ..stats.trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
+from ..stats.warmup import WarmupCut, find_warmup
+from . import evidence
 from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
-from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
-from .rundata import RunData
-from .settings import resolve
-from .steps import remove_snapshot_steps
-from .trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
-from .warmup import WarmupCut, find_warmup
 
 MIN_SAMPLES = 12
 DRIFT_BLOCKS = 10    # block means for the drift test: 9 increments

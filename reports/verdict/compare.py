@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import outcome as outcomes
+from .. import outcome as outcomes
 from .model import Report, SignalReport
 
 Z95 = 1.959963984540054

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import outcome as outcomes
+from .. import outcome as outcomes
 
 _STATUS = re.compile(r"\b(?:HTTP |status[ =:]*)?([1-5]\d\d)\b")
 

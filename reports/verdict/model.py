@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .attribution import Suspect
+from ..stats.attribution import Suspect
+from ..stats.rates import Attribution, OpRate, Projection
+from ..stats.trend import Trend
+from ..stats.warmup import WarmupCut
 from .legacy import LegacyFigures
-from .rates import Attribution, OpRate, Projection
-from .trend import Trend
-from .warmup import WarmupCut
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Report:
     notes: list[str]
     snapshots: list[tuple[float, str]] = field(default_factory=list)   # (t, label) of each snapshot
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # for charts, not JSON
-    # reports/evidence.py: the load check and every reason the run is not evidence
+    # reports/verdict/evidence.py: the load check and every reason the run is not evidence
     load: dict[str, Any] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
