@@ -21,9 +21,10 @@ from .stats.live import live_trend
 from .verdict.analysis import analyze
 from .verdict.compare import Comparison, compare, render_comparison
 from .verdict.model import Report, SignalReport
+from .verdict.verdicts import Verdict
 
 __all__ = [
     "EXIT_CODES", "PRECEDENCE", "SETTINGS", "Comparison", "Report", "RunData", "RunDirError",
-    "Setting", "SettingError", "SignalReport", "analyze", "compare", "live_trend", "load_run",
+    "Setting", "SettingError", "SignalReport", "Verdict", "analyze", "compare", "live_trend", "load_run",
     "render_comparison", "render_console", "write_reports",
 ]

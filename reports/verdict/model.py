@@ -9,6 +9,7 @@ from ..stats.rates import Attribution, OpRate, Projection
 from ..stats.trend import Trend
 from ..stats.warmup import WarmupCut
 from .legacy import LegacyFigures
+from .verdicts import Verdict
 
 
 @dataclass
@@ -17,7 +18,7 @@ class SignalReport:
     label: str
     unit: str                  # bytes | blocks | count
     source: str                # the row field it was read from
-    verdict: str               # leak | inconclusive | plateau | pass | insufficient
+    verdict: Verdict           # leak | inconclusive | plateau | pass | insufficient
     reason: str
     samples: int
     warmup: WarmupCut
@@ -44,7 +45,7 @@ class Report:
     settings: dict[str, Any]
     outcome: str               # pass | leak | rss_limit | engine_lost
     exit_code: int
-    verdict: str               # the memory verdict alone: leak | pass
+    verdict: Verdict           # the memory verdict alone: leak | inconclusive | pass
     driver: str | None         # the signal that drove a leak verdict
     headline: str              # one sentence for a terminal or a CI summary
     duration_s: float
