@@ -6,7 +6,7 @@ import pytest
 
 from reports.render.render_json import to_plain
 from reports.stats.attribution import NetGrowth
-from reports.stats.trend import Trend
+from reports.stats.trend import Drift, Trend
 from reports.verdict.decision import Below, Findings, Rule, Why, decide, decide_memory
 from reports.verdict.explain import explain
 from reports.verdict.verdicts import Verdict
@@ -83,3 +83,13 @@ def test_the_memory_verdict_is_driven_by_the_first_leaking_signal_in_the_driver_
 def test_verdicts_serialise_as_the_strings_report_json_always_had():
     assert Verdict.LEAK == "leak" and f"{Verdict.INSUFFICIENT}" == "insufficient"
     assert json.dumps(to_plain({"verdict": Verdict.PLATEAU})) == '{"verdict": "plateau"}'
+
+
+def test_a_leak_whose_late_half_looked_flatter_but_still_walks_up_says_so():
+    # No stored run reaches this sentence; it is the one classify_window wrote before the split.
+    found = _findings(trend=_trend(persists=False, late_slope_per_h=2 * MB),
+                      late_walk=Drift(8 * MB, 1 * MB, 0.001, 0.9, 3))
+    decision = decide(found)
+    assert decision.verdict == Verdict.LEAK and decision.rule == Rule.GROWTH
+    assert explain(decision, found)[0].endswith(
+        "; the late half looked flatter (2.00 MB/h) but its increments still walk up at 8.00 MB/h (p=0.001): no plateau")
