@@ -31,7 +31,7 @@ from typing import Any
 import reports
 from demo_engine.leaks import SITE_LINES
 from memsoak.commands import demo
-from reports.attribution import net_growth
+from reports.stats.attribution import net_growth
 from memsoak.engine import EngineError
 
 # Bytes per op of each case ("per" is session or message, see demo_engine/leaks.py).
@@ -103,7 +103,7 @@ def planted_rank(sites: list[Any], planted: str) -> int | None:
 
 
 def net_heap_growth(run_dir: Path) -> Any:
-    """tracemalloc's net growth between the run's widest pair of snapshots (reports.attribution)."""
+    """tracemalloc's net growth between the run's widest pair of snapshots (reports.stats.attribution)."""
     run = reports.load_run(run_dir)
     label_t = {str(e.get("label")): float(e["t"]) for e in run.events
                if e.get("type") == "snapshot" and e.get("t") is not None}

@@ -1,7 +1,7 @@
 """Which installed packages are the engine's own code, read from its command line.
 
 The report names the engine's line behind an allocation made in the standard library or a
-third-party package (reports/attribution.py walks past those frames). An engine that is itself
+third-party package (reports/stats/attribution.py walks past those frames). An engine that is itself
 pip-installed (a Docker image, say) lives in site-packages too, and the walk then ran past all of
 it to the console script's stub (`/usr/local/bin/memsoak-demo-engine:8`). The hook therefore says,
 in /health, which top-level packages are the engine: the module of `python -m NAME`, the module a

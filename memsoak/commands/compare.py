@@ -11,7 +11,7 @@ import sys
 
 import reports
 from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
-from reports.render_json import to_plain
+from reports.render.render_json import to_plain
 from reports.settings import SettingError
 
 from .report import analyse, parse_overrides

@@ -117,7 +117,7 @@ def test_native_leak_is_named_by_memray_at_its_site(tmp_path: Path) -> None:
 
 def test_logger_leak_is_named_at_the_engine_line_behind_logging(clean_leaks: None) -> None:
     """logging allocates the logger; the innermost frame outside the stdlib is the marked line."""
-    from reports.attribution import engine_frame
+    from reports.stats.attribution import engine_frame
 
     planted = leaks.PlantedLeaks({"logger": 0})
     tracemalloc.start(16)

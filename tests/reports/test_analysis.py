@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import reports
-from reports.analysis import SPECS, classify, drift_p_value
+from reports.verdict.analysis import SPECS, classify, drift_p_value
 import reports_synth as synth
 
 MB = synth.MB

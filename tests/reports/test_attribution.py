@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import reports_synth as synth
-from reports.attribution import net_growth, rank_sites, rank_types, resource_growth
+from reports.stats.attribution import net_growth, rank_sites, rank_types, resource_growth
 
 T = [("2026-01-01T00:0%d" % i, "2026-01-01T00:0%d" % (i + 1)) for i in range(4)]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports.rates import op_series, per_op_rates, project, which_action
+from reports.stats.rates import op_series, per_op_rates, project, which_action
 from reports.settings import resolve
 
 

@@ -5,9 +5,9 @@ import numpy as np
 
 import reports
 import reports_synth as synth
-from reports.analysis import SPECS, classify
+from reports.verdict.analysis import SPECS, classify
 from reports.settings import resolve
-from reports.steps import remove_snapshot_steps
+from reports.stats.steps import remove_snapshot_steps
 
 MB = synth.MB
 SNAPSHOTS = [600.0, 1200.0, 1800.0, 2400.0]

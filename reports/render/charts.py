@@ -15,9 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .analysis import row_times  # noqa: E402
-from .legacy import MB  # noqa: E402
-from .model import Report  # noqa: E402
+from ..verdict.analysis import row_times  # noqa: E402
+from ..verdict.legacy import MB  # noqa: E402
+from ..verdict.model import Report  # noqa: E402
 
 plt.rcParams["svg.fonttype"] = "none"   # text stays text: far smaller than glyph paths
 

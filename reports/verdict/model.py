@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .attribution import Suspect
+from ..stats.attribution import Suspect
+from ..stats.rates import Attribution, OpRate, Projection
+from ..stats.trend import Trend
+from ..stats.warmup import WarmupCut
 from .legacy import LegacyFigures
-from .rates import Attribution, OpRate, Projection
-from reports.settings import AnalysisSettings
-from .trend import Trend
-from .warmup import WarmupCut
+from ..settings import AnalysisSettings
+from .verdicts import Verdict
 
 
 @dataclass
@@ -18,7 +19,7 @@ class SignalReport:
     label: str
     unit: str                  # bytes | blocks | count
     source: str                # the row field it was read from
-    verdict: str               # leak | inconclusive | plateau | pass | insufficient
+    verdict: Verdict           # leak | inconclusive | plateau | pass | insufficient
     reason: str
     samples: int
     warmup: WarmupCut
@@ -45,7 +46,7 @@ class Report:
     settings: AnalysisSettings
     outcome: str               # pass | leak | rss_limit | engine_lost
     exit_code: int
-    verdict: str               # the memory verdict alone: leak | pass
+    verdict: Verdict           # the memory verdict alone: leak | inconclusive | pass
     driver: str | None         # the signal that drove a leak verdict
     headline: str              # one sentence for a terminal or a CI summary
     duration_s: float
@@ -63,7 +64,7 @@ class Report:
     notes: list[str]
     snapshots: list[tuple[float, str]] = field(default_factory=list)   # (t, label) of each snapshot
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # for charts, not JSON
-    # reports/evidence.py: the load check and every reason the run is not evidence
+    # reports/verdict/evidence.py: the load check and every reason the run is not evidence
     load: dict[str, Any] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from memsoak.contract import MB
 
-from . import outcome as outcomes
+from .. import outcome as outcomes
 from .model import Report, SignalReport
+from .verdicts import Verdict
 
 Z95 = 1.959963984540054
 
@@ -72,11 +73,11 @@ def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) 
             d = op.per_op - b.per_op
             delta.per_op[op.op] = (d, d - Z95 * op_se, d + Z95 * op_se)
     faster = delta.diff_ci_low > 0
-    if cand.verdict == "leak" and base.verdict != "leak":
+    if cand.verdict == Verdict.LEAK and base.verdict != Verdict.LEAK:
         delta.regression, delta.reason = True, f"leaks in the candidate ({cand.reason}), not in the base"
-    elif cand.verdict == "leak" and faster:
+    elif cand.verdict == Verdict.LEAK and faster:
         delta.regression, delta.reason = True, "leaks in both, significantly faster in the candidate"
-    elif cand.verdict == "inconclusive" and base.verdict not in ("leak", "inconclusive") and faster:
+    elif cand.verdict == Verdict.INCONCLUSIVE and base.verdict not in (Verdict.LEAK, Verdict.INCONCLUSIVE) and faster:
         # Too short to tell a fill from a leak alone; against a known-good run that does not grow
         # like it, the growth is the candidate's own.
         delta.regression, delta.reason = True, (f"grows beyond the floors and significantly faster than "

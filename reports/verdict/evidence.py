@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import outcome as outcomes
+from .. import outcome as outcomes
+from .verdicts import Verdict
 
 _STATUS = re.compile(r"\b(?:HTTP |status[ =:]*)?([1-5]\d\d)\b")
 
@@ -139,7 +140,7 @@ def assess(report: Any, run: Any) -> Any:
     if stop is not None and stop.get("reason") == "signal":
         problems[outcomes.INTERRUPTED] = (f"a signal (SIGINT/SIGTERM, e.g. a CI timeout) stopped the run at "
                                           f"t={float(stop.get('t') or 0):.0f} s, before its planned end")
-    decided = [s for s in report.signals if s.verdict != "insufficient"]
+    decided = [s for s in report.signals if s.verdict != Verdict.INSUFFICIENT]
     if not decided:
         problems[outcomes.INSUFFICIENT] = (
             f"{report.samples} sample(s) over {report.duration_s:.0f} s, no signal "

@@ -24,18 +24,21 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from . import evidence, outcome as outcomes
-from .attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
+from .. import outcome as outcomes
+from ..rundata import RunData
+from ..settings import AnalysisSettings, resolve
+from ..stats.attribution import MEMRAY_NOTE, NetGrowth, net_growth, rank_sites, rank_types, resource_growth
+from ..stats.rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
+from ..stats.steps import remove_snapshot_steps
+from ..stats.trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
+from ..stats.warmup import WarmupCut, find_warmup
 from memsoak.contract import over_rss_limit
 
+from . import evidence, explain
+from .decision import Findings, decide, decide_memory
 from .legacy import MB, legacy_verdict
 from .model import Report, SignalReport
-from .rates import OpsTrend, op_series, ops_trend, per_op_rates, project, which_action
-from .rundata import RunData
-from .settings import AnalysisSettings, resolve
-from .steps import remove_snapshot_steps
-from .trend import Drift, Trend, block_means, drift_hac, mann_kendall_hr, trend_test
-from .warmup import WarmupCut, find_warmup
+from .verdicts import Verdict
 
 MIN_SAMPLES = 12
 DRIFT_BLOCKS = 10    # block means for the drift test: 9 increments
@@ -100,14 +103,6 @@ def row_times(rows: list[dict[str, Any]]) -> np.ndarray:
     mono = [row.get("t_mono") for row in rows]
     base = next((m for m in mono if m is not None), 0.0)
     return np.array([float(m) - base if m is not None else math.nan for m in mono])
-
-
-def _fmt(value: float, unit: str) -> str:
-    return f"{value / MB:.2f} MB" if unit == "bytes" else f"{value:.0f} {unit if unit != 'count' else ''}".strip()
-
-
-def _per_h(value: float, unit: str) -> str:
-    return f"{value / MB:.2f} MB/h" if unit == "bytes" else f"{value:.3g} {unit}/h"
 
 
 def drift_p_value(t: np.ndarray, y: np.ndarray) -> float:
@@ -274,15 +269,6 @@ def decide_length(tw: np.ndarray, trend: Trend, cut_s: float) -> float:
     return cut_s + need
 
 
-def _tests_text(trend: Trend, ops: OpsTrend | None) -> str:
-    parts = [f"slope p={trend.p_value:.2g}", f"Mann-Kendall p={trend.mk_p_value:.2g}"]
-    if trend.drift is not None:
-        parts.append(f"increments' drift p={trend.drift.p_value:.2g}, {trend.drift.share_up:.0%} up")
-    if ops is not None:
-        parts.append(f"per {ops.op.rstrip('s')} p={ops.p_value:.2g}")
-    return ", ".join(parts)
-
-
 def hook_health(run: RunData) -> dict[str, Any]:
     """The hook's /health as the harness recorded it at the start ({} when missing or malformed)."""
     health = run.run_json.get("health")
@@ -358,8 +344,8 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: An
             index, tw, yw = index[removal.keep], tw[removal.keep], removal.adjusted[removal.keep]
         else:
             removal = None
-    base = SignalReport(spec.name, spec.label, spec.unit, spec.field, "insufficient",
-                        f"{len(index)} samples after warm-up; need {MIN_SAMPLES}",
+    base = SignalReport(spec.name, spec.label, spec.unit, spec.field, Verdict.INSUFFICIENT,
+                        explain.too_few(len(index), MIN_SAMPLES),
                         len(y), cut, float(y[0]), float(y[-1]), float(y.min()), float(y.max()))
     if removal is not None:
         base.snapshot_steps, base.steps = removal.total, removal.steps
@@ -369,23 +355,11 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: An
     base.trend = trend
     kind, floor = spec.floor(settings)
     amount = trend.slope_per_h if kind == "rate" else trend.growth
-    floor_text = (f"{floor / MB:.2f} MB/h" if kind == "rate" else _fmt(floor, spec.unit))
-    amount_text = (f"{amount / MB:.2f} MB/h" if kind == "rate" else _fmt(amount, spec.unit))
-    big_enough = amount >= floor
-    small_text = f"{amount_text} below the floor {floor_text}"
-    min_growth = 0.0
+    min_growth = None
     if spec.min_growth_mb:
         # RSS moves in allocator-sized chunks, and a clean engine's heap still fills its bounded
         # structures for minutes: in a short run, that much growth alone is not a leak.
         min_growth = float(getattr(settings, spec.min_growth_mb)) * MB
-        floor_text += f" and {min_growth / MB:.2f} MB over the window"
-        amount_text += f", {trend.growth / MB:.2f} MB over the window"
-        if big_enough and trend.growth < min_growth:
-            small_text = (f"{trend.growth / MB:.2f} MB over the window, below {spec.min_growth_mb}="
-                          f"{min_growth / MB:.2f} MB ({amount / MB:.2f} MB/h)")
-        elif not big_enough:
-            small_text = f"{amount_text} below the floor {floor_text}"
-        big_enough = big_enough and trend.growth >= min_growth
     alpha = settings.alpha
     ratio = settings.plateau_ratio
     window_counts = {name: values[index] for name, values in (counts or {}).items()
@@ -399,7 +373,7 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: An
         walk = np.concatenate([[yw[0]], yw[0] + np.cumsum(np.where(stalled, 0.0, np.diff(yw)))])
         trend.drift = drift_hac(tw, walk)
     evidence = growth_evidence(trend, ops, alpha)
-    base.evidence = ", ".join(evidence)
+    big_enough = amount >= floor and (min_growth is None or trend.growth >= min_growth)
     late_walk = late_drift(tw, yw, trend, ratio, alpha)
     # A plateau is a positive finding: the late half significantly flatter (trend.persists false:
     # its 95% bound below plateau_ratio of the whole slope on the Gaussian route) AND not still
@@ -415,82 +389,20 @@ def classify_window(spec: SignalSpec, t: np.ndarray, y: np.ndarray, settings: An
                       and walks_up(tw, yw, trend, alpha))
     fallback_plateau = (trend.early_rise and trend.late_slope_per_h < settings.plateau_early_ratio * trend.early_slope_per_h
                         and late_walk is None and not (large_monotone and late_rise))
-    settled = plateau_found or fallback_plateau
-    tests_text = _tests_text(trend, ops)
-    if evidence and big_enough and net_gate is not None and net_gate.total_bytes < min_growth:
-        # Between snapshots the traced heap also holds garbage waiting for a full collection (in a
-        # quick run often only the snapshots trigger one), and removing the snapshot steps counts
-        # what they collected as growth; the diff's two ends carry alike.
-        base.verdict = "pass"
-        base.reason = (f"significant but small: {net_gate.describe()}, below {spec.min_growth_mb}="
-                       f"{min_growth / MB:.2f} MB, although the series read {amount_text} "
-                       f"({tests_text}): garbage between full collections, not live growth")
-        base.evidence = "tracemalloc net diff (live heap) below the floor"
-    elif evidence and big_enough and plateau_found:
-        base.verdict, base.plateau_level = "plateau", trend.level_end
-        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
-                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)} (significantly below "
-                       f"{ratio:g}x the whole slope); level {_fmt(trend.level_end, spec.unit)}")
-        base.evidence = "plateau: late half significantly flatter"
-    elif evidence and big_enough and decelerating:
-        need_s = decide_length(tw, trend, float(tw[0] - t[0]))
-        base.verdict = "inconclusive"
-        base.decide_after_s = need_s
-        base.reason = (f"{amount_text} ({tests_text}) above the floor {floor_text}, but slowing "
-                       f"(late half {_per_h(trend.late_slope_per_h, spec.unit)} vs early half "
-                       f"{_per_h(trend.early_slope_per_h, spec.unit)}) without a plateau yet: a bounded "
-                       f"structure still filling or a leak; a run of about {need_s / 60:.0f} minutes would "
-                       "tell (or compare against a known-good run)")
-    elif evidence and big_enough:
-        base.verdict = "leak"
-        base.reason = f"{amount_text} ({tests_text}) above the floor {floor_text}; evidence: {base.evidence}"
-        if net_gate is not None:
-            base.reason += f"; {net_gate.describe()} confirms it"
-        if not trend.persists:
-            base.reason += (f"; the late half looked flatter ({_per_h(trend.late_slope_per_h, spec.unit)}) but its "
-                            f"increments still walk up at {_per_h(late_walk.rate_per_h, spec.unit)} "
-                            f"(p={late_walk.p_value:.2g}): no plateau" if late_walk is not None else "")
-    elif large_monotone and not settled:
-        # Issue 9: growth beyond both floors that rose monotonically (Mann-Kendall on block means)
-        # and did not settle is never a pass, whatever the slope and drift tests said about its noise.
-        need_s = decide_length(tw, trend, float(tw[0] - t[0]))
-        span_s = float(tw[-1] - tw[0])
-        if span_s >= MONOTONE_MIN_SPAN_S and len(yw) >= MONOTONE_MIN_SAMPLES and late_rise and _steady(trend):
-            base.verdict = "leak"
-            base.evidence = "monotone growth beyond the floors, still rising in the late half"
-            base.reason = (f"{amount_text} above the floor {floor_text}, rising monotonically over the window "
-                           f"and in its late half ({tests_text}; late half Mann-Kendall p={late_mk:.2g}) "
-                           "with no plateau: a leak, although the slope and drift tests alone did not "
-                           "separate it from the noise")
-        else:
-            why = (f"the analysed window is {span_s:.0f} s" if span_s < MONOTONE_MIN_SPAN_S
-                   or len(yw) < MONOTONE_MIN_SAMPLES else
-                   f"its late half {'slowed' if not _steady(trend) else 'no longer rose monotonically'} "
-                   f"({_per_h(trend.late_slope_per_h, spec.unit)} vs {_per_h(trend.early_slope_per_h, spec.unit)}"
-                   f" early; late half Mann-Kendall p={late_mk:.2g})")
-            base.verdict = "inconclusive"
-            base.decide_after_s = need_s
-            base.evidence = "monotone growth beyond the floors, no plateau"
-            base.reason = (f"{amount_text} above the floor {floor_text}, rising monotonically ({tests_text}), "
-                           f"but {why}: a bounded structure still filling or a leak; a run of about "
-                           f"{need_s / 60:.0f} minutes would tell (or compare against a known-good run)")
-    elif fallback_plateau:
-        base.verdict, base.plateau_level = "plateau", trend.level_end
-        base.reason = (f"grew then flattened: late-half slope {_per_h(trend.late_slope_per_h, spec.unit)} vs "
-                       f"early-half {_per_h(trend.early_slope_per_h, spec.unit)}; level "
-                       f"{_fmt(trend.level_end, spec.unit)}" + ("" if big_enough else f" ({small_text})"))
-    elif evidence:
-        base.verdict = "pass"
-        base.reason = f"significant but small: {small_text} ({tests_text})"
-    else:
-        base.verdict = "pass"
-        base.reason = (f"growth not significant on any test ({amount_text}; {tests_text})")
-    if cut.method == "change_point" and base.verdict == "pass":
-        base.plateau_level = float(np.mean(yw[-max(1, len(yw) // 10):]))
-        base.reason += f"; settled at {_fmt(base.plateau_level, spec.unit)} after the warm-up"
-    if removal is not None:
-        base.reason += (f"; {_fmt(removal.total, spec.unit)} of steps at {len(removal.steps)} tracemalloc "
-                        "snapshot(s) removed")
+    findings = Findings(
+        unit=spec.unit, samples=len(yw), span_s=float(tw[-1] - tw[0]), tests=tuple(evidence), floor_kind=kind,
+        floor=floor, amount=amount, min_growth=min_growth, min_growth_name=spec.min_growth_mb, net=net_gate,
+        plateau_found=plateau_found, decelerating=decelerating, large_monotone=large_monotone,
+        fallback_plateau=fallback_plateau, late_rise=late_rise, steady=_steady(trend),
+        long_enough=float(tw[-1] - tw[0]) >= MONOTONE_MIN_SPAN_S and len(yw) >= MONOTONE_MIN_SAMPLES,
+        decide_after_s=decide_length(tw, trend, float(tw[0] - t[0])), change_point=cut.method == "change_point",
+        settled_level=float(np.mean(yw[-max(1, len(yw) // 10):])), trend=trend, ops=ops, late_walk=late_walk,
+        late_mk=late_mk, ratio=ratio, snapshot_steps=removal.total if removal is not None else None,
+        snapshot_count=len(removal.steps) if removal is not None else 0)
+    decision = decide(findings)
+    base.verdict, base.decide_after_s, base.plateau_level = (decision.verdict, decision.decide_after_s,
+                                                             decision.plateau_level)
+    base.reason, base.evidence = explain.explain(decision, findings)
     return base, index, yw
 
 
@@ -523,7 +435,7 @@ def analyse_signal(spec: SignalSpec, rows: list[dict[str, Any]], t_all: np.ndarr
     counts = {name: values[keep][index] for name, values in counts_all.items()
               if np.ptp(values[keep][index]) > 0}
     base.per_op = per_op_rates(yw, counts)
-    if spec.unit == "bytes" or base.verdict == "leak":
+    if spec.unit == "bytes" or base.verdict == Verdict.LEAK:
         base.attribution = which_action(yw, counts, settings.alpha)
     if spec.unit == "bytes":
         limit = settings.rss_limit_mb * MB if spec.name in ("rss", "tree_rss") else None
@@ -541,7 +453,7 @@ def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth 
     two), together above heap_min_growth_mb and explaining at least SITE_SHARE of the heap's growth
     (the series' over the window, and the diffs' net growth when known), make the traced heap a leak
     whatever the series' p-values. A positive plateau finding or the diff gate still wins."""
-    if heap is None or heap.unit != "bytes" or heap.trend is None or heap.verdict in ("leak", "plateau"):
+    if heap is None or heap.unit != "bytes" or heap.trend is None or heap.verdict in (Verdict.LEAK, Verdict.PLATEAU):
         return
     if heap.evidence.startswith("tracemalloc net diff"):
         return
@@ -556,7 +468,7 @@ def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth 
         return
     names = ", ".join((s.engine_frame or s.key) for s in consistent[:3])
     was = heap.verdict
-    heap.verdict = "leak"
+    heap.verdict = Verdict.LEAK
     heap.evidence = (f"tracemalloc sites growing in every interval ({len(consistent)}: {names}); "
                      + (heap.evidence or "no series test below alpha"))
     heap.reason = (f"{len(consistent)} tracemalloc site(s) grew in every one of {consistent[0].intervals} intervals, "
@@ -567,7 +479,7 @@ def fuse_sites(heap: SignalReport | None, sites: list[Any], net_heap: NetGrowth 
 def diagnosis(rss: SignalReport | None, heap: SignalReport | None, settings: AnalysisSettings) -> list[str]:
     """Notes that agree with the per-signal verdicts (never "the heap does not grow" when it grew)."""
     notes = []
-    if rss is None or heap is None or rss.verdict != "leak" or heap.verdict == "leak":
+    if rss is None or heap is None or rss.verdict != Verdict.LEAK or heap.verdict == Verdict.LEAK:
         return notes
     floor = settings.heap_min_growth_mb * MB if heap.unit == "bytes" else None
     grew = heap.trend.growth if heap.trend is not None else 0.0
@@ -658,9 +570,9 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     engine = tuple(str(p) for p in health.get("engine_packages") or [] if isinstance(p, str))
     sites = rank_sites(run.diffs, values.top_n, engine)
     fuse_sites(by_name.get("heap"), sites, net_heap, values)
-    leaking = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "leak"]
-    driver = leaking[0].name if leaking else None
-    undecided = [by_name[n] for n in DRIVER_ORDER if n in by_name and by_name[n].verdict == "inconclusive"]
+    memory = decide_memory([(s.name, s.verdict) for s in signals], DRIVER_ORDER)
+    driver = memory.driver
+    undecided = [by_name[n] for n in memory.undecided]
     notes = []
     if run.skipped_lines:
         notes.append(f"{run.skipped_lines} unreadable line(s) in series.jsonl skipped (a killed writer)")
@@ -690,7 +602,7 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
         run_id=run_id, run_dir=str(run.run_dir),
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         settings=values, outcome=result, exit_code=outcomes.exit_code(result),
-        verdict="leak" if driver else ("inconclusive" if undecided else "pass"), driver=driver, headline=headline,
+        verdict=memory.verdict, driver=driver, headline=headline,
         duration_s=float(np.nanmax(t_all) - np.nanmin(t_all)) if len(t_all) else 0.0,
         samples=len(rows), first_seq=seqs[0] if seqs else None, last_seq=seqs[-1] if seqs else None,
         signals=signals, legacy=legacy, events=events, requests=_requests(run),
@@ -721,5 +633,5 @@ def _headline(result: str, driver: str | None, by_name: dict[str, SignalReport],
     if undecided:
         sig = undecided[0]
         return f"INCONCLUSIVE in {sig.label}: {sig.reason}"
-    plateaus = [s.label for s in by_name.values() if s.verdict == "plateau"]
+    plateaus = [s.label for s in by_name.values() if s.verdict == Verdict.PLATEAU]
     return "PASS: no signal leaks" + (f" (plateau: {', '.join(plateaus)})" if plateaus else "")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .legacy import MB
+from memsoak.contract import MB
 
 LIVE_WINDOW = 2000   # rows: bounded cost per call whatever the run length
 

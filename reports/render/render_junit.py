@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from .model import Report
-from .outcome import BAD_CONFIG, INSUFFICIENT, INTERRUPTED, INVALID_LOAD, MEASUREMENT_FAILED, title
+from ..outcome import BAD_CONFIG, INSUFFICIENT, INTERRUPTED, INVALID_LOAD, MEASUREMENT_FAILED, title
+from ..verdict.model import Report
+from ..verdict.verdicts import Verdict
 
 
 def render_junit(report: Report) -> str:
@@ -31,7 +32,7 @@ def render_junit(report: Report) -> str:
         cases.append((name, f"{title(outcome)}: {reason}" if reason else None, details))
     for sig in report.signals:
         # An inconclusive signal gates like a leak (exit 15): the run could not show it is bounded.
-        failed = f"{sig.label} ({sig.verdict}): {sig.reason}" if sig.verdict in ("leak", "inconclusive") else None
+        failed = f"{sig.label} ({sig.verdict}): {sig.reason}" if sig.verdict in (Verdict.LEAK, Verdict.INCONCLUSIVE) else None
         cases.append((f"signal.{sig.name}", failed, f"{sig.verdict}: {sig.reason}"))
     if report.legacy:
         leg = report.legacy

@@ -1,9 +1,9 @@
 """A short verdict table for the terminal."""
 from __future__ import annotations
 
-from .legacy import MB
-from .model import Report, SignalReport
-from .outcome import title
+from ..outcome import title
+from ..verdict.legacy import MB
+from ..verdict.model import Report, SignalReport
 
 
 def _amount(sig: SignalReport) -> str:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from ..outcome import title
+from ..verdict.model import Report
 from .charts import memory_vs_requests, timeline
-from .model import Report
-from .outcome import title
 from .render_markdown import environment
 
 MEMRAY_EMBED_LIMIT = 200_000   # embed small text outputs of memray; link the rest

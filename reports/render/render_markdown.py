@@ -7,8 +7,8 @@ import jinja2
 
 from memsoak.contract import MB
 
-from .model import Report
-from .outcome import title
+from ..outcome import title
+from ..verdict.model import Report
 from .render_console import _amount
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .model import Report
+from ..verdict.model import Report
 from .render_html import render_html
 from .render_json import render_json
 from .render_junit import render_junit

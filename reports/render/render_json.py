@@ -4,9 +4,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from enum import Enum
 from typing import Any
 
-from .model import Report
+from ..verdict.model import Report
 
 
 def to_plain(value: Any) -> Any:
@@ -17,6 +18,8 @@ def to_plain(value: Any) -> Any:
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
+    if isinstance(value, Enum):         # Verdict and the like: their string, as report.json always had
+        return value.value
     if hasattr(value, "item"):          # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
