@@ -327,6 +327,7 @@ def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
         conn.close()
 
 
+@pytest.mark.slow
 def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
     """Keepalive tasks and never-ending replies end with their socket: a strict engine soaked
     by a harness must not show growth that the harness's connections caused."""
@@ -344,6 +345,7 @@ def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
     assert after["open_fds"] - before["open_fds"] <= 1
 
 
+@pytest.mark.slow
 def test_plain_uvicorn_workers_are_strict_from_the_environment() -> None:
     """`DEMO_STRICT=1 uvicorn demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
     argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",

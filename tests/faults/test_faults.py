@@ -368,6 +368,7 @@ BAD_VALUES = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_flags_and_variables_are_one_line_each_and_exit_13(tmp_path: Path) -> None:
     def one(case: tuple[list[str], dict[str, str], str]) -> tuple[str, int, float, str]:
         args, env, named = case
@@ -394,6 +395,7 @@ def test_bad_flags_and_variables_are_one_line_each_and_exit_13(tmp_path: Path) -
         assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_results_dir_that_is_a_file_or_unwritable_is_13_before_any_load(engine: Any, procs: Procs,
                                                                        tmp_path: Path) -> None:
     demo = engine()
@@ -427,6 +429,7 @@ def _synthetic_run(folder: Path, rows: int = 40) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_report_on_broken_files_is_one_line_or_skips_and_counts(tmp_path: Path) -> None:
     run = _synthetic_run(tmp_path / "run")
     assert memsoak("report", run).returncode == 0
@@ -465,6 +468,7 @@ def test_memsoak_run_bad_flags_are_one_line(args: list[str], flag: str) -> None:
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_any_local_caller_gets_a_bounded_cost(engine: Any) -> None:
     demo = engine(interval_s=0.01)   # 100 samples/s: thousands held within seconds
     wait_for(lambda: requests.get(f"{demo.hook_url}/health", timeout=10).json()["last_seq"] >= 3000, 120,
@@ -533,6 +537,7 @@ def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> Non
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("duration", ["0", "0s", "0h0m"])
 def test_demo_refuses_a_zero_duration_in_one_line(tmp_path: Path, duration: str) -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", duration],

@@ -68,6 +68,7 @@ def test_clean_run_passes_and_fills_the_run_directory(clean_demo: Background) ->
     assert engine_processes(port) == []  # the demo stopped its engine
 
 
+@pytest.mark.slow
 def test_engine_that_cannot_start_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", "5",
                            "--engine-arg=--llm-latency-ms=-5"], capture_output=True, text=True,
