@@ -222,6 +222,7 @@ def test_rate_limit_answers_429_with_json_and_retry_after(launch) -> None:  # ty
     assert health.status_code == 200  # health is never limited
 
 
+@pytest.mark.slow
 def test_sessions_survive_a_restart_on_the_same_database(database_url: str) -> None:
     content = _unique("remember me")
     with engine_process(["--database-url", database_url]) as first, first.client() as client:

@@ -529,6 +529,7 @@ def test_series_segments_are_gzipped_and_every_row_survives_a_crash_between_step
     assert [r["seq"] for r in load_run(run).rows] == list(range(1, 13))
 
 
+@pytest.mark.slow
 def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--tracemalloc-frames", "-1",
                            "--duration", "10"], capture_output=True, text=True, timeout=180, cwd=tmp_path)

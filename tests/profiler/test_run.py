@@ -105,6 +105,7 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
         assert port_is_free(peer["port"])
 
 
+@pytest.mark.slow
 def test_descendants_left_behind_by_the_engine_are_ended(port: int, tmp_path) -> None:
     script = tmp_path / "spawner.py"
     script.write_text(textwrap.dedent("""

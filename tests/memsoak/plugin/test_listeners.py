@@ -33,6 +33,7 @@ def unreachable_hook(run: Background, procs: Procs, folder: Path) -> tuple[int, 
     return code, output(proc), requests.get(f"{demo.url}/api/health", timeout=5).json()["completions"]
 
 
+@pytest.mark.slow
 def test_unreachable_hook_fails_fast_with_one_line(unreachable_hook: Background) -> None:
     code, text, completions = unreachable_hook.result()
     assert code == BAD_CONFIG_CODE, text[-3000:]
