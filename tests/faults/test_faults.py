@@ -452,6 +452,7 @@ def test_report_on_broken_files_is_one_line_or_skips_and_counts(tmp_path: Path) 
         assert done.returncode == 13 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_compare_json_unwritable_is_13_and_no_verdict(tmp_path: Path) -> None:
     base = _synthetic_run(tmp_path / "base")
     done = memsoak("compare", base, base, "--json", "/proc/nope/c.json")
