@@ -40,7 +40,8 @@ def clean_demo(run: Background, procs: Procs, folder: Path) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_clean_run_passes_and_fills_the_run_directory(clean_demo: Background) -> None:
-    # started with the first test of tests/memsoak (conftest.py), so the other tests overlap it
+    # started with the first test of tests/memsoak (conftest.py), beside that directory's other
+    # background runs (listeners, distributed, planted leak), which overlap its two minutes
     code, stdout = clean_demo.result(timeout_s=CLEAN_S + 400)
     assert code == 0, stdout[-4000:]
     (run,) = [p for p in (clean_demo.folder / "results").iterdir() if p.is_dir()]
