@@ -1,5 +1,4 @@
-"""Shared fixtures: a real PostgreSQL for the tests that need one, and free loopback ports; and the
-early start of the two-minute clean demo soak (tests/memsoak/memsoak_procs.py, CleanDemo).
+"""Shared fixtures: a real PostgreSQL for the tests that need one, and free loopback ports.
 
 `.ci/run` starts a throwaway cluster and exports MEMSOAK_TEST_DATABASE_URL. Without it, the
 `postgres_url` fixture starts its own throwaway cluster from the local PostgreSQL binaries (as the
@@ -13,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -86,29 +84,3 @@ def postgres_url():
         subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "stop"]),
                        capture_output=True)
         shutil.rmtree(datadir, ignore_errors=True)
-
-
-# The clean demo soak (tests/memsoak/commands/test_demo.py) runs two minutes in the background; it
-# starts with the first test of the Locust side rather than with the first test of tests/memsoak,
-# so those two minutes overlap tests/demo_engine, tests/docker and tests/locustfiles too. Not
-# earlier: tests/bench runs its own timed real runs before these and gets the machine to itself.
-CLEAN_DEMO_FROM = ("demo_engine", "docker", "locustfiles", "memsoak")
-TESTS = Path(__file__).resolve().parent
-_clean_demo_checked = pytest.StashKey[bool]()
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    try:
-        top = item.path.resolve().relative_to(TESTS).parts[0]
-    except ValueError:
-        return
-    if top not in CLEAN_DEMO_FROM or item.config.stash.get(_clean_demo_checked, False):
-        return
-    item.config.stash[_clean_demo_checked] = True
-    if str(TESTS / "memsoak") not in sys.path:
-        sys.path.insert(0, str(TESTS / "memsoak"))
-    from memsoak_procs import CLEAN_TEST, CleanDemo
-
-    if any(other.name == CLEAN_TEST for other in item.session.items):
-        CleanDemo.start()
-        item.config.add_cleanup(CleanDemo.stop)

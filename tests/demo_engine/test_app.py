@@ -222,6 +222,7 @@ def test_rate_limit_answers_429_with_json_and_retry_after(launch) -> None:  # ty
     assert health.status_code == 200  # health is never limited
 
 
+@pytest.mark.slow
 def test_sessions_survive_a_restart_on_the_same_database(database_url: str) -> None:
     content = _unique("remember me")
     with engine_process(["--database-url", database_url]) as first, first.client() as client:
@@ -235,6 +236,7 @@ def test_sessions_survive_a_restart_on_the_same_database(database_url: str) -> N
     assert follow_up["input_tokens"] > len(content) // 4
 
 
+@pytest.mark.slow
 def test_uvicorn_workers_share_one_default_sqlite_file() -> None:
     """`uvicorn demo_engine.app:app --workers 2` with no DATABASE_URL: any worker serves any session."""
     argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",

@@ -101,6 +101,7 @@ def test_frames_come_in_arias_order_with_tools_and_thinking(strict: RunningEngin
     assert "".join(f["content"] for f in full if f["type"] == "content") == assistant[0]["content"]
 
 
+@pytest.mark.slow
 def test_keepalive_pongs_arrive_at_their_interval_while_idle(strict: RunningEngine) -> None:
     conn = _ws(strict, _session(strict))
     try:
@@ -132,6 +133,7 @@ def test_client_ping_gets_pong_and_bad_frames_get_arias_error_words(strict: Runn
                        {"type": "error", "message": "Empty message content"}]
 
 
+@pytest.mark.slow
 def test_a_reply_that_never_ends_sends_only_keepalives(strict: RunningEngine) -> None:
     conn = _ws(strict, _session(strict))
     conn.settimeout(3 * KEEPALIVE_S)
@@ -147,6 +149,7 @@ def test_a_reply_that_never_ends_sends_only_keepalives(strict: RunningEngine) ->
     assert strict.health()["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_every_nth_reply_never_ends_with_ws_stall_every(launch: Callable[..., RunningEngine]) -> None:
     running = launch("--strict", "--ws-stall-every", "2", "--ws-keepalive-s", "0.5")
     conn = _ws(running, _session(running))
@@ -282,6 +285,7 @@ def test_strict_engine_requires_the_key_on_every_engine_route(strict: RunningEng
     assert strict.health()["mode"] == "strict"
 
 
+@pytest.mark.slow
 def test_token_delay_spaces_the_content_frames(launch: Callable[..., RunningEngine]) -> None:
     running = launch("--strict", "--ws-token-delay-ms", "100")
     conn = _ws(running, _session(running))
@@ -327,6 +331,7 @@ def _socket_round(running: RunningEngine, sockets: int = 15) -> None:
         conn.close()
 
 
+@pytest.mark.slow
 def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
     """Keepalive tasks and never-ending replies end with their socket: a strict engine soaked
     by a harness must not show growth that the harness's connections caused."""
@@ -344,6 +349,7 @@ def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
     assert after["open_fds"] - before["open_fds"] <= 1
 
 
+@pytest.mark.slow
 def test_plain_uvicorn_workers_are_strict_from_the_environment() -> None:
     """`DEMO_STRICT=1 uvicorn demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
     argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",

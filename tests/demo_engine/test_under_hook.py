@@ -23,6 +23,9 @@ import pytest
 
 from demo_engine_procs import RunningEngine, engine_process, free_port, fresh_database, wait_until
 
+# Four engines under the hook (two storages, planted and control), 10-16 s each to start and drive.
+pytestmark = pytest.mark.slow
+
 SESSIONS = "/api/engine/chat/sessions"
 # No --tracemalloc-frames: the fixture's first snapshot starts tracing, so snapshots hold only
 # what was allocated since (milliseconds to take) instead of the whole import-time heap (seconds).

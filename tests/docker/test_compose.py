@@ -90,6 +90,7 @@ def stack_id(files: list[Path]) -> str:
     return "+".join(f.name for f in files)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("files", stacks(), ids=stack_id)
 def test_config_passes_for_every_profile(files: list[Path], env_file: Path) -> None:
     profiles = declared_profiles(files)
@@ -308,6 +309,7 @@ def _locust_side_env_names() -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow
 def test_every_setting_compose_passes_is_one_locust_or_the_hook_reads(env_file: Path) -> None:
     from profiler.config import ENV as HOOK_ENV
 

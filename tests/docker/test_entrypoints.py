@@ -360,22 +360,26 @@ def runs(engine: dict[str, str], tmp_path_factory) -> Iterator[dict[str, Future]
         yield {name: pool.submit(RUNS[name], engine, tmp_path_factory.mktemp(name)) for name in names}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_PROMETHEUS,
                     reason="no prometheus binary (apt-get install prometheus) for the monitoring profile's script")
 def test_prometheus_script_scrapes_the_hook_with_its_token(runs: dict[str, Future]) -> None:
     runs["prometheus"].result(timeout=600)
 
 
+@pytest.mark.slow
 def test_master_and_two_workers_make_one_report_whose_counts_add_up(runs: dict[str, Future]) -> None:
     runs["master_and_workers"].result(timeout=600)
 
 
+@pytest.mark.slow
 def test_web_ui_master_runs_a_test_started_and_stopped_from_the_ui(runs: dict[str, Future]) -> None:
     """`docker compose up`: the master serves the UI, a worker joins, a run started and stopped
     from the UI leaves its own run directory."""
     runs["web_ui"].result(timeout=600)
 
 
+@pytest.mark.slow
 def test_headless_soak_script_leaves_a_run_directory(runs: dict[str, Future]) -> None:
     runs["soak"].result(timeout=600)
 

@@ -23,7 +23,8 @@ import pytest
 import requests
 
 from memsoak.engine import free_port
-from memsoak_procs import FAST_MIX, LOCUSTFILES, Procs, Scenarios, output, read_jsonl, wait, wait_for
+from memsoak_procs import (FAST_MIX, LOCUSTFILES, Background, Procs, background_run, output, read_jsonl, wait,
+                           wait_for)
 from reports.outcome import EXIT_CODES, title
 
 FAKE_HOOK = Path(__file__).resolve().parent / "fake_hook.py"
@@ -92,22 +93,90 @@ def states(run: Path, outcome: str) -> dict[str, Any]:
     return report
 
 
-# --- live faults (background runs) -------------------------------------------------------------
+# --- live faults ---------------------------------------------------------------------------------
+# Each run is a background fixture (memsoak_procs.background_run): it drives the run and returns
+# what happened; the test below it holds the assertions.
 
-def wrong_key(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
-    code, took, out = locust(procs, folder, demo.url, demo.hook_url, "--api-key", "wrong", run_time=120)
+@background_run("faults")
+def wrong_key(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
+    return locust(procs, folder, demo.url, demo.hook_url, "--api-key", "wrong", run_time=120)
+
+
+@pytest.mark.slow
+def test_every_request_401_ends_early_with_13_naming_the_key(wrong_key: Background) -> None:
+    code, took, out = wrong_key.result()
     assert code == 13, out[-3000:]
     assert took < 90, f"ended after {took:.0f} s: the run went on under a wrong key"
     assert "--api-key" in out and "Traceback" not in out
-    states(folder / "results" / "run", "bad_config")
+    states(wrong_key.folder / "results" / "run", "bad_config")
     record("wrong_key", code=code, took_s=round(took, 1), run_time_s=120)
 
 
-def rate_limited(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder, engine_args=["--rate-limit-rps", "3", "--rate-limit-burst", "3"])
-    code, took, out = locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=25, users=6)
-    run = folder / "results" / "run"
+def _sigterm_after_8_rows(run: Background, procs: Procs, folder: Path, *extra_files: Path,
+                          env: dict[str, str] | None = None, second_after: str = "") -> tuple[int, float, str]:
+    """A 300 s run, SIGTERM once 8 rows are on disk (and again once `second_after` is printed):
+    the exit code, the seconds from the first signal to the exit, the output."""
+    demo = run.engine(folder)
+    files = ",".join([str(LOCUSTFILES), *map(str, extra_files)])
+    series = folder / "results" / "run" / "series.jsonl"
+    proc = procs.start([sys.executable, "-m", "locust", "-f", files, "-H", demo.url, "--hook-url", demo.hook_url,
+                        "--results-dir", str(folder / "results"), "--run-id", "run", "--only-summary", "--headless",
+                        "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX, *NO_LEAK_CALL], "locust",
+                       env={**os.environ, **(env or {})})
+    wait_for(lambda: series.exists() and len(read_jsonl(series)) >= 8, 120, "8 rows")
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    if second_after:
+        wait_for(lambda: second_after in output(proc), 60, f"{second_after!r} in the output")
+        proc.send_signal(signal.SIGTERM)   # what `docker compose stop` or an impatient CI does
+    code = wait(proc, 120)
+    return code, time.monotonic() - sent, output(proc)
+
+
+@background_run("faults")
+def second_sigterm(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    return _sigterm_after_8_rows(run, procs, folder, Path(__file__).resolve().parent / "slow_finalize.py",
+                                 env={"MEMSOAK_TEST_SLOW_FINAL_S": "15"}, second_after="final snapshots delayed")
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_while_the_report_is_written_waits_for_it_and_is_never_0(second_sigterm: Background) -> None:
+    code, _reacted, out = second_sigterm.result()
+    run = second_sigterm.folder / "results" / "run"
+    assert code == 17, out[-3000:]   # before: exit 0 and no report
+    report = states(run, "interrupted")
+    assert len(rows_kept(run)) == report["samples"]
+    record("second_sigterm", code=code, rows=report["samples"])
+
+
+@background_run("faults")
+def hook_busy(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
+    hook = fake_hook(procs, "busy-6-18")   # 12 s of 429s: four times --engine-lost-polls 3
+    return locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=30)
+
+
+@pytest.mark.slow
+def test_a_hook_refusing_polls_429_for_a_while_is_not_lost_and_no_row_is_missed(hook_busy: Background) -> None:
+    code, _took, out = hook_busy.result()
+    assert code in (0, 18), out[-3000:]   # not engine lost, not a measurement failure
+    assert "the hook is busy" in out and "engine lost" not in out.lower()
+    rows = rows_kept(hook_busy.folder / "results" / "run")   # the refused seconds were read back from the ring: no gap
+    assert len(rows) >= 25, len(rows)
+    record("hook_busy", code=code, rows=len(rows))
+
+
+@background_run("faults")
+def rate_limited(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder, engine_args=["--rate-limit-rps", "3", "--rate-limit-burst", "3"])
+    return locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=25, users=6)
+
+
+@pytest.mark.slow
+def test_429s_above_the_failure_ratio_are_invalid_load_with_failures_everywhere(rate_limited: Background) -> None:
+    code, took, out = rate_limited.result()
+    run = rate_limited.folder / "results" / "run"
     assert code == 16, out[-3000:]
     assert "HTTP 429" in out   # the console lists failures by name and status
     report = states(run, "invalid_load")
@@ -120,86 +189,87 @@ def rate_limited(runs: Scenarios, procs: Procs, folder: Path) -> None:
     record("rate_limited", code=code, took_s=round(took, 1), ratio=report["load"]["ratio"], rows=report["samples"])
 
 
-def interrupted(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
-    cmd_folder = folder / "results" / "run"
-    proc = procs.start([sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "-H", demo.url, "--hook-url",
-                        demo.hook_url, "--results-dir", str(folder / "results"), "--run-id", "run",
-                        "--only-summary", "--headless", "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX, *NO_LEAK_CALL],
-                       "locust")
-    wait_for(lambda: (cmd_folder / "series.jsonl").exists() and len(read_jsonl(cmd_folder / "series.jsonl")) >= 8,
-             120, "8 rows")
-    proc.send_signal(signal.SIGTERM)
-    sent = time.monotonic()
-    code = wait(proc, 120)
-    assert code == 17, output(proc)[-3000:]
-    reacted = time.monotonic() - sent
+@background_run("faults")
+def interrupted(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    return _sigterm_after_8_rows(run, procs, folder)
+
+
+@pytest.mark.slow
+def test_sigterm_half_way_is_interrupted(interrupted: Background) -> None:
+    code, reacted, out = interrupted.result()
+    run = interrupted.folder / "results" / "run"
+    assert code == 17, out[-3000:]
     assert reacted < 60
-    report = states(cmd_folder, "interrupted")
-    assert len(rows_kept(cmd_folder)) == report["samples"]
+    report = states(run, "interrupted")
+    assert len(rows_kept(run)) == report["samples"]
     record("interrupted", code=code, exit_after_signal_s=round(reacted, 1), rows=report["samples"])
 
 
-def second_sigterm(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
-    run = folder / "results" / "run"
-    slow = Path(__file__).resolve().parent / "slow_finalize.py"
-    proc = procs.start([sys.executable, "-m", "locust", "-f", f"{LOCUSTFILES},{slow}", "-H", demo.url,
-                        "--hook-url", demo.hook_url, "--results-dir", str(folder / "results"), "--run-id", "run",
-                        "--only-summary", "--headless", "-u", "4", "-r", "4", "-t", "300s", *FAST_MIX,
-                        *NO_LEAK_CALL], "locust", env={**os.environ, "MEMSOAK_TEST_SLOW_FINAL_S": "15"})
-    wait_for(lambda: (run / "series.jsonl").exists() and len(read_jsonl(run / "series.jsonl")) >= 8, 120, "8 rows")
-    proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: "final snapshots delayed" in output(proc), 60, "the stop to reach the final snapshots")
-    proc.send_signal(signal.SIGTERM)   # what `docker compose stop` or an impatient CI does
-    code = wait(proc, 120)
-    assert code == 17, output(proc)[-3000:]   # before: exit 0 and no report
-    report = states(run, "interrupted")
-    assert len(rows_kept(run)) == report["samples"]
-    record("second_sigterm", code=code, rows=report["samples"])
+@background_run("faults")
+def short_run(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
+    return locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=6)
 
 
-def short_run(runs: Scenarios, procs: Procs, folder: Path) -> Path:
-    demo = runs.engine(folder)
-    code, _took, out = locust(procs, folder, demo.url, demo.hook_url, *NO_LEAK_CALL, run_time=6)
-    run = folder / "results" / "run"
+@pytest.mark.slow
+def test_too_few_rows_is_insufficient_evidence(short_run: Background, tmp_path: Path) -> None:
+    code, _took, out = short_run.result()
+    run = short_run.folder / "results" / "run"
     assert code == 18, out[-3000:]
     report = states(run, "insufficient_evidence")
     assert len(rows_kept(run)) == report["samples"] <= 10
     record("short_run", code=code, rows=report["samples"])
-    return run
+    # one row: no verdict table at all, still not a PASS
+    report = states(_synthetic_run(tmp_path / "one", rows=1), "insufficient_evidence")
+    assert report["samples"] == 1 and report["signals"] == []
 
 
-def trickle_samples(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
+@background_run("faults")
+def trickle_samples(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
     hook = fake_hook(procs, "trickle-samples")
-    code, took, out = locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
+    return locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
+
+
+@pytest.mark.slow
+def test_a_hook_trickling_samples_is_lost_within_the_poll_deadlines(trickle_samples: Background) -> None:
+    code, took, out = trickle_samples.result()
     assert code == 12, out[-3000:]
     # 3 polls of at most 5 s each (+1 s apart) and the stop: not the run time, and not for ever
     assert took < 90, f"took {took:.0f} s"
     assert "did not answer within 5 s" in out
-    states(folder / "results" / "run", "engine_lost")
+    states(trickle_samples.folder / "results" / "run", "engine_lost")
     record("trickle_samples", code=code, took_s=round(took, 1), run_time_s=120)
 
 
-def trickle_health(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
+@background_run("faults")
+def trickle_health(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str, int]:
+    demo = run.engine(folder)
     hook = fake_hook(procs, "trickle-health")
     code, took, out = locust(procs, folder, demo.url, hook, run_time=120)
+    return code, took, out, demo.health()["completions"]
+
+
+@pytest.mark.slow
+def test_a_hook_trickling_health_at_start_fails_within_the_start_deadline(trickle_health: Background) -> None:
+    code, took, out, completions = trickle_health.result()
     assert code == 13, out[-3000:]
     assert took < 60 and "did not answer within 10 s" in out
-    assert demo.health()["completions"] == 0   # no load was sent
+    assert completions == 0   # no load was sent
     record("trickle_health", code=code, took_s=round(took, 1))
 
 
-def disk_full(runs: Scenarios, procs: Procs, folder: Path) -> None:
+@background_run("faults")
+def disk_full(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str, Path]:
+    """A 150 s run whose results directory is a 512 KiB tmpfs filled to its last 48 KiB. What the
+    run kept there is copied out (the tmpfs is unmounted when the run ends): the test reports on it."""
     disk = folder / "disk"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        demo = runs.engine(folder)
+        demo = run.engine(folder)
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
         (disk / "filler").write_bytes(b"x" * max(0, free - 48 * 1024))
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "-H", demo.url, "--hook-url", demo.hook_url,
@@ -209,37 +279,53 @@ def disk_full(runs: Scenarios, procs: Procs, folder: Path) -> None:
         proc = procs.start(cmd, "locust")
         code = wait(proc, 240)
         took = time.monotonic() - started
-        out = output(proc)
-        assert code == 19, out[-3000:]
-        assert took < 120, f"the load ran on for {took:.0f} s after the disk filled"
-        assert "measurement failed" in out and "Traceback" not in out
-        (disk / "filler").unlink()   # space again: the report can be written
-        run = disk / "run"
-        rows = rows_kept(run)
-        report = states(run, "measurement_failed")
-        assert report["samples"] == len(rows) > 0
-        assert "missing" in report["headline"]
-        record("disk_full", code=code, took_s=round(took, 1), run_time_s=150, rows=len(rows))
+        shutil.copytree(disk / "run", folder / "run")
+        return code, took, output(proc), folder / "run"
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-def hook_list(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
+@pytest.mark.slow
+def test_disk_full_mid_run_stops_the_load_and_is_measurement_failed(disk_full: Background) -> None:
+    code, took, out, run = disk_full.result()
+    assert code == 19, out[-3000:]
+    assert took < 120, f"the load ran on for {took:.0f} s after the disk filled"
+    assert "measurement failed" in out and "Traceback" not in out
+    rows = rows_kept(run)
+    report = states(run, "measurement_failed")
+    assert report["samples"] == len(rows) > 0
+    assert "missing" in report["headline"]
+    record("disk_full", code=code, took_s=round(took, 1), run_time_s=150, rows=len(rows))
+
+
+@background_run("faults")
+def hook_list(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
     hook = fake_hook(procs, "list-samples")
-    code, took, out = locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
+    return locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
+
+
+@pytest.mark.slow
+def test_hook_answering_a_list_is_measurement_failed(hook_list: Background) -> None:
+    code, took, out = hook_list.result()
     assert code == 19, out[-3000:]
     assert took < 90 and "answered a JSON list" in out and "Traceback" not in out
-    report = states(folder / "results" / "run", "measurement_failed")
+    report = states(hook_list.folder / "results" / "run", "measurement_failed")
     assert "garbage" in report["headline"]
     record("hook_list", code=code, took_s=round(took, 1), run_time_s=120)
 
 
-def hook_typed(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
+@background_run("faults")
+def hook_typed(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
     hook = fake_hook(procs, "garbage-after-10")
-    code, took, out = locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
-    run = folder / "results" / "run"
+    return locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=120)
+
+
+@pytest.mark.slow
+def test_hook_answering_wrong_types_keeps_the_good_rows_and_fails_the_measurement(hook_typed: Background) -> None:
+    code, took, out = hook_typed.result()
+    run = hook_typed.folder / "results" / "run"
     assert code == 19, out[-3000:]
     assert took < 100 and "rss_bytes='big'" in out and "Traceback" not in out
     rows = rows_kept(run)
@@ -249,99 +335,23 @@ def hook_typed(runs: Scenarios, procs: Procs, folder: Path) -> None:
     record("hook_typed", code=code, took_s=round(took, 1), run_time_s=120, rows=len(rows))
 
 
-def hook_busy(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
-    hook = fake_hook(procs, "busy-6-18")   # 12 s of 429s: four times --engine-lost-polls 3
-    code, _took, out = locust(procs, folder, demo.url, hook, "--engine-lost-polls", "3", run_time=30)
-    run = folder / "results" / "run"
-    assert code in (0, 18), out[-3000:]   # not engine lost, not a measurement failure
-    assert "the hook is busy" in out and "engine lost" not in out.lower()
-    rows = rows_kept(run)   # the refused seconds were read back from the ring: no gap
-    assert len(rows) >= 25, len(rows)
-    record("hook_busy", code=code, rows=len(rows))
-
-
-def token_redacted(runs: Scenarios, procs: Procs, folder: Path) -> None:
-    demo = runs.engine(folder)
+@background_run("faults")
+def token_redacted(run: Background, procs: Procs, folder: Path) -> tuple[int, float, str]:
+    demo = run.engine(folder)
     hook = fake_hook(procs, "token", token="s3cr3t-t0ken")
-    code, _took, out = locust(procs, folder, demo.url, hook, "--hook-token", "s3cr3t-t0ken", run_time=8)
-    run = folder / "results" / "run"
+    return locust(procs, folder, demo.url, hook, "--hook-token", "s3cr3t-t0ken", run_time=8)
+
+
+@pytest.mark.slow
+def test_the_hook_token_never_reaches_the_run_directory(token_redacted: Background) -> None:
+    code, _took, out = token_redacted.result()
+    run = token_redacted.folder / "results" / "run"
     assert code in (0, 18), out[-3000:]   # a short run: pass or insufficient, never a hook error
     argv = json.loads((run / "run.json").read_text())["argv"]
     assert "--hook-token" in argv and "***" in argv
     for path in run.rglob("*"):
         if path.is_file():
             assert b"s3cr3t-t0ken" not in path.read_bytes(), path
-
-
-SCENARIOS = {"wrong_key": wrong_key, "rate_limited": rate_limited, "interrupted": interrupted,
-             "short_run": short_run, "trickle_samples": trickle_samples, "trickle_health": trickle_health,
-             "disk_full": disk_full, "hook_list": hook_list, "hook_typed": hook_typed,
-             "token_redacted": token_redacted, "hook_busy": hook_busy,
-             "second_sigterm": second_sigterm}
-
-
-@pytest.mark.fault("wrong_key")
-def test_every_request_401_ends_early_with_13_naming_the_key(fault_runs: Scenarios) -> None:
-    fault_runs.result("wrong_key")
-
-
-@pytest.mark.fault("second_sigterm")
-def test_a_second_sigterm_while_the_report_is_written_waits_for_it_and_is_never_0(fault_runs: Scenarios) -> None:
-    fault_runs.result("second_sigterm")
-
-
-@pytest.mark.fault("hook_busy")
-def test_a_hook_refusing_polls_429_for_a_while_is_not_lost_and_no_row_is_missed(fault_runs: Scenarios) -> None:
-    fault_runs.result("hook_busy")
-
-
-@pytest.mark.fault("rate_limited")
-def test_429s_above_the_failure_ratio_are_invalid_load_with_failures_everywhere(fault_runs: Scenarios) -> None:
-    fault_runs.result("rate_limited")
-
-
-@pytest.mark.fault("interrupted")
-def test_sigterm_half_way_is_interrupted(fault_runs: Scenarios) -> None:
-    fault_runs.result("interrupted")
-
-
-@pytest.mark.fault("short_run")
-def test_too_few_rows_is_insufficient_evidence(fault_runs: Scenarios, tmp_path: Path) -> None:
-    fault_runs.result("short_run")
-    # one row: no verdict table at all, still not a PASS
-    report = states(_synthetic_run(tmp_path / "one", rows=1), "insufficient_evidence")
-    assert report["samples"] == 1 and report["signals"] == []
-
-
-@pytest.mark.fault("trickle_samples")
-def test_a_hook_trickling_samples_is_lost_within_the_poll_deadlines(fault_runs: Scenarios) -> None:
-    fault_runs.result("trickle_samples")
-
-
-@pytest.mark.fault("trickle_health")
-def test_a_hook_trickling_health_at_start_fails_within_the_start_deadline(fault_runs: Scenarios) -> None:
-    fault_runs.result("trickle_health")
-
-
-@pytest.mark.fault("disk_full")
-def test_disk_full_mid_run_stops_the_load_and_is_measurement_failed(fault_runs: Scenarios) -> None:
-    fault_runs.result("disk_full")
-
-
-@pytest.mark.fault("hook_list")
-def test_hook_answering_a_list_is_measurement_failed(fault_runs: Scenarios) -> None:
-    fault_runs.result("hook_list")
-
-
-@pytest.mark.fault("hook_typed")
-def test_hook_answering_wrong_types_keeps_the_good_rows_and_fails_the_measurement(fault_runs: Scenarios) -> None:
-    fault_runs.result("hook_typed")
-
-
-@pytest.mark.fault("token_redacted")
-def test_the_hook_token_never_reaches_the_run_directory(fault_runs: Scenarios) -> None:
-    fault_runs.result("token_redacted")
 
 
 # --- faults at the boundary (no load is ever sent) ----------------------------------------------
@@ -358,6 +368,7 @@ BAD_VALUES = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_flags_and_variables_are_one_line_each_and_exit_13(tmp_path: Path) -> None:
     def one(case: tuple[list[str], dict[str, str], str]) -> tuple[str, int, float, str]:
         args, env, named = case
@@ -384,6 +395,7 @@ def test_bad_flags_and_variables_are_one_line_each_and_exit_13(tmp_path: Path) -
         assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_results_dir_that_is_a_file_or_unwritable_is_13_before_any_load(engine: Any, procs: Procs,
                                                                        tmp_path: Path) -> None:
     demo = engine()
@@ -417,6 +429,7 @@ def _synthetic_run(folder: Path, rows: int = 40) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_report_on_broken_files_is_one_line_or_skips_and_counts(tmp_path: Path) -> None:
     run = _synthetic_run(tmp_path / "run")
     assert memsoak("report", run).returncode == 0
@@ -439,6 +452,7 @@ def test_report_on_broken_files_is_one_line_or_skips_and_counts(tmp_path: Path) 
         assert done.returncode == 13 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_compare_json_unwritable_is_13_and_no_verdict(tmp_path: Path) -> None:
     base = _synthetic_run(tmp_path / "base")
     done = memsoak("compare", base, base, "--json", "/proc/nope/c.json")
@@ -455,6 +469,7 @@ def test_memsoak_run_bad_flags_are_one_line(args: list[str], flag: str) -> None:
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_any_local_caller_gets_a_bounded_cost(engine: Any) -> None:
     demo = engine(interval_s=0.01)   # 100 samples/s: thousands held within seconds
     wait_for(lambda: requests.get(f"{demo.hook_url}/health", timeout=10).json()["last_seq"] >= 3000, 120,
@@ -515,6 +530,7 @@ def test_series_segments_are_gzipped_and_every_row_survives_a_crash_between_step
     assert [r["seq"] for r in load_run(run).rows] == list(range(1, 13))
 
 
+@pytest.mark.slow
 def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--tracemalloc-frames", "-1",
                            "--duration", "10"], capture_output=True, text=True, timeout=180, cwd=tmp_path)
@@ -523,6 +539,7 @@ def test_demo_with_a_bad_engine_flag_names_it_in_one_line(tmp_path: Path) -> Non
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("duration", ["0", "0s", "0h0m"])
 def test_demo_refuses_a_zero_duration_in_one_line(tmp_path: Path, duration: str) -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "demo", "--duration", duration],

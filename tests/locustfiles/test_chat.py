@@ -109,6 +109,7 @@ def test_mix_sweep_shape_changes_the_user_classes(runs) -> None:
     assert (run_dir / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_locust_loads_the_directory_without_a_shape(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILES), "--list"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,29 +27,35 @@ LOCUSTFILES = Path(locustfiles.__file__).parent
 # Short soaks by default; the clean acceptance run has its own length (MEMSOAK_TEST_CLEAN_S).
 SOAK_S = int(os.environ.get("MEMSOAK_TEST_SOAK_S", "30"))
 FAST_MIX = ["--think-min-s", "0.1", "--think-max-s", "0.5"]
-# The clean acceptance soak (issue 3: two minutes); it runs in the background while the other tests
-# run, and its test is ordered last (see conftest.py).
+# The clean acceptance soak (issue 3: two minutes): tests/memsoak/commands/test_demo.py.
 CLEAN_S = int(os.environ.get("MEMSOAK_TEST_CLEAN_S", "120"))
-CLEAN_TEST = "test_clean_run_passes_and_fills_the_run_directory"
 
 
 class Procs:
-    """Child processes started by a test, each in its own group, all killed at teardown."""
+    """Child processes started by a test, each in its own group, all stopped at teardown."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.started: list[tuple[subprocess.Popen, Any]] = []
+        self.started: list[tuple[subprocess.Popen, Any, float]] = []
 
-    def start(self, cmd: list[str], name: str, **kwargs: Any) -> subprocess.Popen:
+    def start(self, cmd: list[str], name: str, term_grace_s: float = 0, **kwargs: Any) -> subprocess.Popen:
+        """`term_grace_s`: at teardown, SIGTERM first and wait that long (a process that stops
+        children of its own, like `memsoak demo`), then kill its group."""
         log = (self.folder / f"{name}.log").open("w")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                 cwd=kwargs.pop("cwd", self.folder), **kwargs)
         proc.log_path = self.folder / f"{name}.log"  # type: ignore[attr-defined]
-        self.started.append((proc, log))
+        self.started.append((proc, log, term_grace_s))
         return proc
 
     def kill_all(self) -> None:
-        for proc, log in self.started:
+        for proc, log, term_grace_s in self.started:
+            if proc.poll() is None and term_grace_s:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=term_grace_s)
+                except subprocess.TimeoutExpired:
+                    pass
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -103,89 +107,137 @@ def engine(tmp_path: Path) -> Iterator[Callable[..., DemoEngine]]:
             log.close()
 
 
-# Set while Scenarios.close() ends what is still running, so their waits give up at once.
+# Set while a background run is closed before it ended, so its waits give up at once.
 CLOSING = threading.Event()
 
-# At most this many scenarios run at once (each is an engine and one to three Locust processes):
-# enough to hide their waiting, few enough that a 2-core machine is not swamped at start-up.
-AT_ONCE = 6
 
+class Background:
+    """One real run (engine, Locust, ...) going on in a thread of its own while other tests run.
 
-class Scenarios:
-    """Independent real runs (engine + Locust) driven at once, each in a thread of its own.
-
-    Most of a real run is waiting (the run time, the engine's samples), so runs that share nothing
-    overlap instead of adding up. Each scenario gets its own folder, `Procs` and engines, all
-    stopped as soon as it ends; a test reads its outcome with `result(name)`, which re-raises that
-    scenario's own assertion error.
+    `func(run, procs, folder)` drives the run and returns what its test asserts on; `result()`
+    waits for it and returns that, or re-raises the run's own error (a failed wait, a skip). The
+    processes in `procs` and the engines from `engine()` are stopped as soon as the run ends.
     """
 
-    def __init__(self, folder: Path, at_once: int = 8) -> None:
-        self.folder = folder
-        self.procs: dict[Path, Procs] = {}
-        self.engines: dict[Path, list[tuple[DemoEngine, Any]]] = {}
-        self.futures: dict[str, Future] = {}
+    def __init__(self, name: str, func: Callable[["Background", Procs, Path], Any], folder: Path,
+                 gate: threading.Semaphore) -> None:
+        self.name, self.folder = name, folder
+        self.procs = Procs(folder)
+        self.engines: list[tuple[DemoEngine, Any]] = []
         self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="scenario")
+        self.future: Future = Future()
+        self.took_s: float | None = None
+        self.thread = threading.Thread(target=self._run, args=(func, gate), name=f"run-{name}", daemon=True)
+        self.thread.start()
 
-    def engine(self, folder: Path, leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
-        """A demo engine under memsoak-run for the scenario whose folder this is."""
+    def _run(self, func: Callable[["Background", Procs, Path], Any], gate: threading.Semaphore) -> None:
+        with gate:
+            if not self.future.set_running_or_notify_cancel():
+                return
+            started = time.monotonic()
+            try:
+                self.future.set_result(func(self, self.procs, self.folder))
+            except BaseException as error:  # noqa: BLE001  (pytest's fail/skip are BaseExceptions)
+                self.future.set_exception(error)
+            finally:
+                self.took_s = time.monotonic() - started
+                self._clean()
+                log = os.environ.get("MEMSOAK_TEST_RUN_TIMES")  # for measuring the suite
+                if log:
+                    with open(log, "a") as handle:
+                        handle.write(f"{self.name} {self.took_s:.1f}\n")
+
+    def engine(self, folder: Path | None = None, leaks: list[str] | None = None, **kwargs: Any) -> DemoEngine:
+        """A demo engine under memsoak-run for this run (stopped when the run ends)."""
         with self.lock:
-            mine = self.engines.setdefault(folder, [])
-            log = (folder / f"engine-{len(mine)}.log").open("w")
+            log = ((folder or self.folder) / f"engine-{len(self.engines)}.log").open("w")
             demo = DemoEngine(leaks=list(leaks or []), log=log, **kwargs)
-            mine.append((demo, log))
+            self.engines.append((demo, log))
         return demo.start()
 
-    def start(self, name: str, scenario: Callable[["Scenarios", Procs, Path], Any]) -> None:
-        folder = self.folder / name
-        folder.mkdir()
-        self.procs[folder] = Procs(folder)
-        self.futures[name] = self.pool.submit(self._run, scenario, folder)
-
-    def _run(self, scenario: Callable[["Scenarios", Procs, Path], Any], folder: Path) -> Any:
-        try:
-            return scenario(self, self.procs[folder], folder)
-        finally:
-            self._clean(folder)
-
-    def _clean(self, folder: Path) -> None:
-        self.procs[folder].kill_all()
+    def _clean(self) -> None:
+        self.procs.kill_all()
         with self.lock:
-            started = self.engines.pop(folder, [])
+            started, self.engines = self.engines, []
         for demo, log in started:
             demo.stop(grace_s=10)
             log.close()
 
-    def result(self, name: str, timeout_s: float = 600) -> Any:
-        return self.futures[name].result(timeout=timeout_s)
+    def result(self, timeout_s: float = 600) -> Any:
+        return self.future.result(timeout=timeout_s)
 
     def close(self) -> None:
-        """Normally every scenario has ended and cleaned up; after Ctrl-C or a deselected reader,
-        killing what is left makes the scenarios still running end at once instead of at their
-        timeouts."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Normally the run has ended and cleaned up already; after Ctrl-C or -x, what is left is
+        killed, so the run's waits end at once instead of at their timeouts."""
+        if self.future.cancel() or self.future.done():
+            return
         CLOSING.set()
         try:
-            for folder in list(self.procs):
-                self._clean(folder)
-            self.pool.shutdown(wait=True)
-            for folder in list(self.procs):
-                self._clean(folder)
+            self._clean()
+            self.thread.join(timeout=120)
+            self._clean()
         finally:
             CLOSING.clear()
 
 
+# Background runs, by (test module, name): decorated with @background_run in the test modules.
+REGISTERED: dict[tuple[str, str], tuple[Callable[..., Any], str]] = {}
+STARTED: dict[tuple[str, str], Background] = {}
+# At most this many runs of a group at once (each is an engine and one to three Locust processes):
+# enough to hide their waiting, few enough that a 2-core machine is not swamped at start-up.
+AT_ONCE = {"plugin": 6, "faults": 3, "clean_demo": 1}
+GATES = {group: threading.BoundedSemaphore(n) for group, n in AT_ONCE.items()}
+
+
+def _start(key: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Background:
+    if key not in STARTED:
+        func, group = REGISTERED[key]
+        STARTED[key] = Background(key[1], func, tmp_path_factory.mktemp(key[1]), GATES[group])
+    return STARTED[key]
+
+
+def background_run(group: str) -> Callable[[Callable[..., Any]], Any]:
+    """Make `func(run, procs, folder)` a session fixture of the same name whose value is its
+    `Background` handle: the run starts when the fixture is first needed (or earlier, with every
+    other run its directory's selected tests use: `background_runs`), and the test that
+    uses it reads `handle.result()` and holds the assertions."""
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        key = (func.__module__, func.__name__)
+        REGISTERED[key] = (func, group)
+
+        @pytest.fixture(scope="session", name=func.__name__)
+        def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+            running = _start(key, tmp_path_factory)
+            try:
+                yield running
+            finally:
+                running.close()
+
+        handle.__doc__ = func.__doc__
+        return handle
+
+    return decorate
+
+
 @contextmanager
-def scenarios(folder: Path, **named: Callable[[Scenarios, Procs, Path], Any]) -> Iterator[Scenarios]:
-    """Start every named scenario now; stop everything they started on exit."""
-    running = Scenarios(folder, at_once=min(len(named), AT_ONCE))
+def background_runs(request: pytest.FixtureRequest, under: Path) -> Iterator[None]:
+    """Start now every background run that a selected test under `under` uses (by its fixture
+    names), so the runs' waiting overlaps instead of adding up; on exit, stop any still going
+    (a test that never ran after -x or Ctrl-C)."""
+    started = []
+    for item in request.session.items:
+        module = getattr(item, "module", None)
+        if module is None or under not in item.path.resolve().parents:
+            continue
+        for name in item.fixturenames:
+            if (module.__name__, name) in REGISTERED:
+                started.append(_start((module.__name__, name), request.getfixturevalue("tmp_path_factory")))
     try:
-        for name, scenario in named.items():
-            running.start(name, scenario)
-        yield running
+        yield
     finally:
-        running.close()
+        for running in started:
+            running.close()
 
 
 def locust_cmd(engine: DemoEngine, results: Path, *extra: str, run_time: int | None = SOAK_S,
@@ -217,62 +269,9 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if CLOSING.is_set():
-            pytest.fail(f"stopped waiting for {what}: the background runs are being closed")
+            pytest.fail(f"stopped waiting for {what}: the background run is being closed")
         value = check()
         if value:
             return value
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-class CleanDemo:
-    """`memsoak demo --duration CLEAN_S` in the background, once per session.
-
-    tests/conftest.py starts it as soon as the session reaches the first test of the Locust side
-    (tests/demo_engine on), so its two minutes overlap those tests; the `clean_demo` fixture starts
-    it if nothing did. Stopped (SIGTERM, passed on to its engine) at session end.
-    """
-
-    running: "CleanDemo | None" = None
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="memsoak-clean-demo-"))
-        self.out_path = self.folder / "demo.out"
-        self.out = self.out_path.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "memsoak.cli", "demo", "--duration", str(CLEAN_S),
-                                      "--results", str(self.folder / "results")], stdout=self.out,
-                                     stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
-
-    @classmethod
-    def start(cls) -> "CleanDemo":
-        if cls.running is None:
-            cls.running = cls()
-        return cls.running
-
-    @classmethod
-    def stop(cls) -> None:
-        demo, cls.running = cls.running, None
-        if demo is None:
-            return
-        if demo.proc.poll() is None:
-            demo.proc.send_signal(signal.SIGTERM)  # the demo passes it on and stops its engine
-            try:
-                demo.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(demo.proc.pid, signal.SIGKILL)
-                demo.proc.wait(timeout=10)
-        demo.out.close()
-        if demo.proc.returncode == 0:
-            shutil.rmtree(demo.folder, ignore_errors=True)
-        else:  # kept for a post-mortem: its stdout, shown by the failing test, names the run directory
-            print(f"memsoak tests: the clean demo's files are kept in {demo.folder}", file=sys.stderr)
-
-
-@pytest.fixture(scope="session")
-def clean_demo() -> Iterator[dict[str, Any]]:
-    """The background clean demo (started now if tests/conftest.py has not yet); stopped at the end."""
-    demo = CleanDemo.start()
-    try:
-        yield {"proc": demo.proc, "results": demo.folder / "results", "out": demo.out_path}
-    finally:
-        CleanDemo.stop()

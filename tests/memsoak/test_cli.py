@@ -32,6 +32,7 @@ def done() -> dict[tuple[str, ...], subprocess.CompletedProcess]:
         return dict(zip(calls, pool.map(lambda args: memsoak(*args), calls)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, words", BAD_INPUT)
 def test_bad_input_is_one_line_and_exit_13(done, args: tuple[str, ...], words: str) -> None:
     result = done[args]
@@ -41,6 +42,7 @@ def test_bad_input_is_one_line_and_exit_13(done, args: tuple[str, ...], words: s
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_help_lists_demo(done) -> None:
     result = done[HELP]
     assert result.returncode == 0 and "demo" in result.stdout

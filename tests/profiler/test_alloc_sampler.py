@@ -139,6 +139,7 @@ def test_stop_unhooks_and_frees_its_own_memory_and_chains_under_tracemalloc() ->
     assert result["restarted_samples"] > 0 and result["final_unhooked"] is True
 
 
+@pytest.mark.slow
 @needs_extension
 def test_stress_threads_fork_and_cycles_under_pythonmalloc_debug() -> None:
     """Many threads allocating and freeing while sampled at a high rate, forks that allocate in the

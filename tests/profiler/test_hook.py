@@ -58,6 +58,7 @@ def _settled_traced(hook: str) -> int:
     return min(sample["traced_current_bytes"] for sample in samples)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["/samples?since={n}&limit=2", "/health"])
 def test_the_hooks_own_traced_footprint_does_not_grow_with_samples_or_polls(port, route) -> None:
     """On an idle engine, sampling and polling must leave the traced heap flat.

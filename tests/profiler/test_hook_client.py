@@ -46,6 +46,7 @@ def slow_hook() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_polls_use_the_short_timeout_and_memory_routes_the_long_one(slow_hook: str) -> None:
     client = HookClient(slow_hook, timeout_s=DELAY_S / 4, slow_timeout_s=30.0)
     try:

@@ -4,10 +4,13 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from hookhelp import http, start
 from profiler import memray_support
 
 
+@pytest.mark.slow
 def test_memray_run_writes_capture_and_all_reports(port: int, tmp_path: Path) -> None:
     script = tmp_path / "leaky.py"
     script.write_text(

@@ -66,6 +66,7 @@ def test_existing_pythonpath_and_sitecustomize_are_kept(port: int, tmp_path) -> 
     assert http(started.hook + "/health")[1]["pid"] != started.proc.pid  # the engine, not memsoak-run
 
 
+@pytest.mark.slow
 def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> None:
     app_port = free_port()
     started = start([sys.executable, "-m", "uvicorn", "asgi_app:app", "--app-dir", str(ENGINES),
@@ -105,6 +106,7 @@ def test_uvicorn_workers_are_peers_reached_through_the_primary(port: int) -> Non
         assert port_is_free(peer["port"])
 
 
+@pytest.mark.slow
 def test_descendants_left_behind_by_the_engine_are_ended(port: int, tmp_path) -> None:
     script = tmp_path / "spawner.py"
     script.write_text(textwrap.dedent("""

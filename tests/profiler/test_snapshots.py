@@ -3,6 +3,8 @@ import os
 import sys
 import time
 
+import pytest
+
 import profiler
 
 from hookhelp import ALLOC_ENGINE, free_port, http, start, wait_for
@@ -90,6 +92,7 @@ def _rss_step_of_a_snapshot(port: int, env: dict) -> int:
     return after[0]["rss_bytes"] - last_before["rss_bytes"]
 
 
+@pytest.mark.slow
 def test_rss_step_of_a_snapshot_is_trimmed(port: int) -> None:
     trimmed = _rss_step_of_a_snapshot(port, {})
     untrimmed = _rss_step_of_a_snapshot(free_port(), {"MEMSOAK_TRIM_AFTER_SNAPSHOT": "0"})

@@ -34,6 +34,7 @@ def test_planted_slope_leaks(family, hours4, settings):
         assert low < slope_mb_per_h < high
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["ar1", "steps"])
 def test_slope_interval_covers_a_planted_slope_on_slow_noise(family, hours4, settings):
     # A block bootstrap on 48 block means alone covered 46/60 (AR(1)) and 41/60 (steps) here, at a

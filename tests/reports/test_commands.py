@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import reports_synth as synth
 
@@ -21,6 +22,7 @@ def _memsoak(*args):
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_report_rerenders_offline_and_exits_with_the_outcome(tmp_path):
     leaky = _run_dir(tmp_path, "leaky", 40.0)
     done = _memsoak("report", leaky)
@@ -31,6 +33,7 @@ def test_report_rerenders_offline_and_exits_with_the_outcome(tmp_path):
     assert _memsoak("report", clean, "--set", "warmup_s=60").returncode == 0
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_13(tmp_path):
     for args in (["report", tmp_path / "missing"], ["report", tmp_path],
                  ["report", _run_dir(tmp_path, "x", 0.0), "--set", "nope=1"],
@@ -40,6 +43,7 @@ def test_bad_input_is_one_line_and_exit_13(tmp_path):
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_compare_exit_codes(tmp_path):
     base, other = _run_dir(tmp_path, "base", 0.0), _run_dir(tmp_path, "other", 0.0)
     leaky = _run_dir(tmp_path, "leaky", 40.0)

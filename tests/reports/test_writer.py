@@ -60,6 +60,7 @@ def test_html_is_self_contained(leaky_run):
     assert not re.search(r"@import|url\(\s*[\"']?https?://", html, re.I)
 
 
+@pytest.mark.slow
 def test_html_stays_small_for_a_24h_run(tmp_path):
     t = np.arange(17280) * 5.0
     rss = synth.clean("white", np.random.default_rng(2), t)

@@ -113,6 +113,7 @@ def test_an_engine_whose_hook_cannot_start_is_refused_not_soaked_unhooked(tmp_pa
     assert serving(port) == []
 
 
+@pytest.mark.slow
 def test_soak_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     for args, expected in ((["soak"], "nothing to start: give the engine's command after --"),
                            (["soak", "--host", "http://10.1.2.3:8000", "--", "x"], "load goes to loopback only")):
@@ -121,6 +122,7 @@ def test_soak_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
         assert done.returncode == 13 and expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() -> None:
     done = subprocess.run([sys.executable, "-m", "memsoak.cli", "options"], capture_output=True, text=True,
                           timeout=240)

@@ -3,8 +3,8 @@
 
 The hook is reached through a recording proxy, so the test sees which process polled it; each
 worker counts its own requests (worker_counter.py), independently of the master's aggregate. The
-two runs share nothing, so they run in the background with the other SCENARIOS of tests/memsoak
-(conftest.py) and each test reads its own.
+two runs share nothing, so each is a background fixture (started with the other runs of
+tests/memsoak, conftest.py) and each test waits for its own.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from memsoak.engine import free_port
-from memsoak_procs import LOCUSTFILES, Procs, Scenarios, locust_cmd, output, wait
+from memsoak_procs import LOCUSTFILES, Background, Procs, background_run, locust_cmd, output, wait
 
 COUNTER = Path(__file__).with_name("worker_counter.py")
 FILES = f"{LOCUSTFILES},{COUNTER}"
@@ -70,8 +70,8 @@ class Run:
     accounts: list[dict]     # each worker's own count of its requests
 
 
-def _run(runs: Scenarios, procs: Procs, folder: Path, processes: bool) -> Run:
-    demo = runs.engine(folder)
+def _run(run: Background, procs: Procs, folder: Path, processes: bool) -> Run:
+    demo = run.engine(folder)
     proxy = RecordingProxy(demo.hook_url)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     counts = folder / "counts"
@@ -104,9 +104,16 @@ def _run(runs: Scenarios, procs: Procs, folder: Path, processes: bool) -> Run:
     return Run(master.pid, code, output(master), folder, list(proxy.callers), accounts)
 
 
-# Run in the background (tests/memsoak/conftest.py: plugin_runs) for the tests marked with their name.
-SCENARIOS = {"workers": lambda *a: _run(*a, processes=False),
-             "processes": lambda *a: _run(*a, processes=True)}
+@background_run("plugin")
+def workers(run: Background, procs: Procs, folder: Path) -> Run:
+    """A master with two worker processes of its own."""
+    return _run(run, procs, folder, processes=False)
+
+
+@background_run("plugin")
+def processes(run: Background, procs: Procs, folder: Path) -> Run:
+    """One Locust command with --processes 2."""
+    return _run(run, procs, folder, processes=True)
 
 
 def _check_one_report_with_the_workers_counts(run: Run) -> dict:
@@ -130,15 +137,13 @@ def _check_one_report_with_the_workers_counts(run: Run) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.scenario("workers")
-def test_master_and_two_workers(plugin_runs: Scenarios) -> None:
-    _check_one_report_with_the_workers_counts(plugin_runs.result("workers"))
+def test_master_and_two_workers(workers: Background) -> None:
+    _check_one_report_with_the_workers_counts(workers.result())
 
 
 @pytest.mark.slow
-@pytest.mark.scenario("processes")
-def test_processes_2_forks_two_workers_and_one_master_measures(plugin_runs: Scenarios) -> None:
-    run = plugin_runs.result("processes")
+def test_processes_2_forks_two_workers_and_one_master_measures(processes: Background) -> None:
+    run = processes.result()
     _check_one_report_with_the_workers_counts(run)
     # the two workers are the command's own forked children
     assert {account["ppid"] for account in run.accounts} == {run.master_pid}

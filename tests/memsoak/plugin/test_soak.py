@@ -1,6 +1,7 @@
 """A soak against the real engine with a planted leak: rows, snapshot diffs, verdict, attribution.
 
-The run goes in the background with the other SCENARIOS of tests/memsoak (conftest.py).
+The run is a background fixture (started with the other runs of tests/memsoak, conftest.py); the
+test waits for it and holds the assertions.
 """
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from memsoak_procs import Procs, Scenarios, locust_cmd, output, read_jsonl, wait
+from memsoak_procs import Background, Procs, background_run, locust_cmd, output, read_jsonl, wait
 
 LEAK_CODE = 10
 
 
-def planted_leak(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
-    demo = runs.engine(tmp_path, leaks=["session_state:200000"])
+@background_run("plugin")
+def planted_leak(run: Background, procs: Procs, folder: Path) -> tuple[int, str, str]:
+    """A 30 s soak of an engine with session_state planted: its exit code, output and planted line."""
+    demo = run.engine(folder, leaks=["session_state:200000"])
     planted = demo.health()["leaks"]["session_state"]["site"]  # e.g. demo_engine/leaks.py:46
-    proc = procs.start(locust_cmd(demo, tmp_path, "--checkpoint-interval-s", "8", run_time=30), "locust")
-    assert wait(proc, 240) == LEAK_CODE, output(proc)[-3000:]
-    run = tmp_path / "run"
+    proc = procs.start(locust_cmd(demo, folder, "--checkpoint-interval-s", "8", run_time=30), "locust")
+    return wait(proc, 240), output(proc), planted
+
+
+@pytest.mark.slow
+def test_planted_leak_exits_with_leak_code_and_names_its_line(planted_leak: Background) -> None:
+    code, out, planted = planted_leak.result()
+    assert code == LEAK_CODE, out[-3000:]
+    run = planted_leak.folder / "run"
 
     rows = read_jsonl(run / "series.jsonl")
     seqs = [row["seq"] for row in rows]
@@ -34,13 +43,4 @@ def planted_leak(runs: Scenarios, procs: Procs, tmp_path: Path) -> None:
     report = json.loads((run / "report.json").read_text())
     assert report["outcome"] == "leak" and report["exit_code"] == LEAK_CODE
     assert report["sites"][0]["key"].endswith(planted)
-    assert "Traceback" not in output(proc)
-
-
-SCENARIOS = {"planted_leak": planted_leak}
-
-
-@pytest.mark.slow
-@pytest.mark.scenario("planted_leak")
-def test_planted_leak_exits_with_leak_code_and_names_its_line(plugin_runs: Scenarios) -> None:
-    plugin_runs.result("planted_leak")
+    assert "Traceback" not in out

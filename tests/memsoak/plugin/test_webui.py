@@ -22,6 +22,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_memory_tab_shows_live_values(engine, procs, tmp_path: Path, port: int) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
