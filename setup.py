@@ -1,4 +1,4 @@
-"""Builds the optional C extension `profiler._memsoak_sampler` (the hook's sampled allocation tracker).
+"""Builds the optional C extension `memsoak.profiler._memsoak_sampler` (the hook's sampled allocation tracker).
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler or Python
 headers the build says so in one line and the install goes on without it; the hook then falls back
@@ -28,7 +28,7 @@ class OptionalBuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("profiler._memsoak_sampler", ["profiler/_sampler.c"], optional=True,
+    ext_modules=[Extension("memsoak.profiler._memsoak_sampler", ["memsoak/profiler/_sampler.c"], optional=True,
                            extra_compile_args=["-O2", "-Wall"])],
     cmdclass={"build_ext": OptionalBuildExt},
 )

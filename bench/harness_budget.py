@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from memsoak.engine import DemoEngine  # noqa: E402
-from reports.rundata import series_files  # noqa: E402
+from memsoak.reports.rundata import series_files  # noqa: E402
 
 BUDGET_MB_PER_DAY = 50.0
 RSS_BUDGET_MB = 250.0   # the harness's RSS after 24 h, stated in docs
@@ -55,7 +55,7 @@ def main() -> int:
     run_s = int(args.minutes * 60)
     log = (out / "engine.log").open("w")
     with DemoEngine(log=log) as demo:
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles"), "-H", demo.url,
+        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "memsoak" / "locustfiles"), "-H", demo.url,
                "--hook-url", demo.hook_url, "--results-dir", str(out / "results"), "--run-id", "soak",
                "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{run_s}s", "--only-summary"]
         locust_log = (out / "locust.log").open("w")

@@ -259,7 +259,7 @@ class Engine:
         if stand_in:
             command = [sys.executable, str(stand_in), str(self.port), str(rows)]
         else:
-            command = [sys.executable, "-m", "demo_engine", "--host", "127.0.0.1", "--port",
+            command = [sys.executable, "-m", "memsoak.demo_engine", "--host", "127.0.0.1", "--port",
                        str(self.port), "--llm-latency-ms", "0", "--rate-limit-rps", "0",
                        "--duplicate-window-s", "0"]
         self.wrapped = hook_options is not None  # under memsoak-run: the engine is its child
@@ -267,7 +267,7 @@ class Engine:
             hook_port = free_port()
             if env.get("MEMSOAK_DISABLE") != "1":
                 self.hook_url = f"http://127.0.0.1:{hook_port}"
-            command = [sys.executable, "-m", "profiler.run", "--port", str(hook_port), *hook_options,
+            command = [sys.executable, "-m", "memsoak.profiler.run", "--port", str(hook_port), *hook_options,
                        "--", *command]
         self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, env=env)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -130,8 +130,8 @@ class Engine:
         if sample_bytes:
             env["MEMSOAK_SAMPLE_BYTES"] = str(sample_bytes)
         options = ["--tracemalloc-frames", "1"] if mode == "tracemalloc" else []
-        command = [sys.executable, "-m", "profiler.run", "--port", str(self.hook_port), *options, "--",
-                   sys.executable, "-m", "demo_engine", "--host", "127.0.0.1", "--port", str(self.port),
+        command = [sys.executable, "-m", "memsoak.profiler.run", "--port", str(self.hook_port), *options, "--",
+                   sys.executable, "-m", "memsoak.demo_engine", "--host", "127.0.0.1", "--port", str(self.port),
                    "--leaks", leaks, *ENGINE_BOUNDS]
         self.proc = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"

@@ -106,7 +106,7 @@ def _free_port() -> int:
 def whole_engine_instructions(engine: str, config: str, requests: int, folder: str) -> int:
     port, log = _free_port(), os.path.join(folder, f"{engine}-{config}-{requests}.log")
     if engine == "demo":
-        target = ["-m", "demo_engine", "--host", "127.0.0.1", "--port", str(port), "--llm-latency-ms", "0",
+        target = ["-m", "memsoak.demo_engine", "--host", "127.0.0.1", "--port", str(port), "--llm-latency-ms", "0",
                   "--rate-limit-rps", "0", "--duplicate-window-s", "0"]
     else:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,7 +118,7 @@ def whole_engine_instructions(engine: str, config: str, requests: int, folder: s
     command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
                f"--log-file={log}", sys.executable, *target]
     if config != "no hook":
-        command = [sys.executable, "-m", "profiler.run", "--port", str(_free_port()), "--interval", "60",
+        command = [sys.executable, "-m", "memsoak.profiler.run", "--port", str(_free_port()), "--interval", "60",
                    "--alloc-mode", config, "--", *command]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -191,7 +191,7 @@ def main() -> None:
         return
     so = args.so
     if so is None:
-        folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiler")
+        folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "memsoak", "profiler")
         built = [f for f in os.listdir(folder) if f.startswith("_memsoak_sampler") and f.endswith(".so")]
         if not built:
             raise SystemExit("sampler_hotpath: no built extension: run `python setup.py build_ext --inplace`")

@@ -1,19 +1,19 @@
 """Real runs against the demo engine: does the verdict find each planted leak, on the right signal?
 
 Each case starts the demo engine under `memsoak-run` (with one planted leak at one size, or none),
-drives it headless with `locust -f locustfiles` and the memsoak plugin (the very engine and Locust
+drives it headless with `locust -f memsoak/locustfiles` and the memsoak plugin (the very engine and Locust
 commands of `memsoak demo`, with its defaults: one source of truth for the load), then re-analyses the run directory offline with
 `reports.analyze`. Per case and repetition it records memsoak's verdict, the signals that leaked,
 whether the right signal leaked (Python leaks on the heap, `native` on RSS and not on the heap,
 `fd` on open fds, `asyncio_task` on tasks), whether the top tracemalloc site is the planted line
-(`demo_engine.leaks.SITE_LINES`, the same lines /api/health reports), and the original spec's
+(`memsoak.demo_engine.leaks.SITE_LINES`, the same lines /api/health reports), and the original spec's
 verdict on the same run (`report.legacy`: first/last 10% of RSS vs 50 MB, OLS vs 10 MB/h).
 Runs go one after another (two cores: parallel runs would disturb each other). Prints Markdown.
 
     python bench/verdict_real.py                                    # every case, 5 min, 1 repetition
     python bench/verdict_real.py --kinds clean,score_history:64 --repeat 3
     python bench/verdict_real.py --duration 90 --kinds fd+asyncio_task:0,native:65536 --json out.json
-    python bench/verdict_real.py --reanalyse /tmp/realruns-20261126/runs   # stored runs, today's reports/
+    python bench/verdict_real.py --reanalyse /tmp/realruns-20261126/runs   # stored runs, today's memsoak/reports/
 """
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import reports
-from demo_engine.leaks import SITE_LINES
+from memsoak import reports
+from memsoak.demo_engine.leaks import SITE_LINES
 from memsoak.commands import demo
-from reports.stats.attribution import net_growth
+from memsoak.reports.stats.attribution import net_growth
 from memsoak.engine import EngineError
 
-# Bytes per op of each case ("per" is session or message, see demo_engine/leaks.py).
+# Bytes per op of each case ("per" is session or message, see memsoak/demo_engine/leaks.py).
 DEFAULT_CASES = ("clean", "session_state:1024", "session_state:4096", "response_cache:256",
                  "response_cache:1024", "score_history:64", "score_history:256", "score_history:1024",
                  "native:16384", "native:65536", "fd+asyncio_task:256")
@@ -103,7 +103,7 @@ def planted_rank(sites: list[Any], planted: str) -> int | None:
 
 
 def net_heap_growth(run_dir: Path) -> Any:
-    """tracemalloc's net growth between the run's widest pair of snapshots (reports.stats.attribution)."""
+    """tracemalloc's net growth between the run's widest pair of snapshots (memsoak.reports.stats.attribution)."""
     run = reports.load_run(run_dir)
     label_t = {str(e.get("label")): float(e["t"]) for e in run.events
                if e.get("type") == "snapshot" and e.get("t") is not None}
@@ -134,7 +134,7 @@ def evaluate(run_dir: Path, case: str, rep: int) -> Outcome:
     out.heap_net_diff_kb = None if net is None else net.total_bytes / 1024
     out.top_site = report.sites[0].key if report.sites else None
     if kind in SITE_LINES:
-        out.planted_site = f"demo_engine/leaks.py:{SITE_LINES[kind]}"
+        out.planted_site = f"demo_engine/leaks.py:{SITE_LINES[kind]}"  # suffix: stored runs of either layout
         out.planted_rank = planted_rank(report.sites, out.planted_site)
     if report.legacy is not None:
         out.legacy_leak = report.legacy.leak
@@ -185,7 +185,7 @@ def stored_case(run_dir: Path) -> tuple[str, int]:
 
 
 def reanalyse(results: Path) -> list[Outcome]:
-    """Every run directory under `results`, in the order they ran, with today's reports/."""
+    """Every run directory under `results`, in the order they ran, with today's memsoak/reports/."""
     runs = sorted((d for d in results.iterdir() if (d / "series.jsonl").exists() and (d / "run.json").exists()),
                   key=lambda d: (d / "run.json").stat().st_mtime)
     return [evaluate(d, *stored_case(d)) for d in runs]

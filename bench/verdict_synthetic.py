@@ -28,10 +28,10 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reports"))
 
 import reports_synth as synth  # noqa: E402
-from reports.verdict.analysis import SPECS, classify, classify_window  # noqa: E402
-from reports.verdict.legacy import legacy_verdict  # noqa: E402
-from reports.settings import resolve  # noqa: E402
-from reports.stats.trend import GAUSSIAN_MAX_EXCESS_KURTOSIS, PERSIST_Z, gls_ar1, ols_ar1  # noqa: E402
+from memsoak.reports.verdict.analysis import SPECS, classify, classify_window  # noqa: E402
+from memsoak.reports.verdict.legacy import legacy_verdict  # noqa: E402
+from memsoak.reports.settings import resolve  # noqa: E402
+from memsoak.reports.stats.trend import GAUSSIAN_MAX_EXCESS_KURTOSIS, PERSIST_Z, gls_ar1, ols_ar1  # noqa: E402
 
 MB = synth.MB
 T = np.arange(2880) * 5.0

@@ -1,5 +1,8 @@
 """Print memsoak's runtime dependencies from pyproject.toml, one per line, for an image's deps layer.
 
+Runtime dependencies are the base list (the hook: psutil) and every extra but `test`; an image picks
+its own with `--without` or `--only`.
+
 The Dockerfiles install dependencies before copying the code so that editing code does not
 re-download them; this reads them from the one place they are declared instead of a second,
 drifting requirements file. `--without` drops the ones an image does not need (the engine image
@@ -23,14 +26,29 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_deps(pyproject: Path, without: set[str], only: set[str] | None = None) -> list[str]:
-    """The `[project] dependencies` strings named in `only` (all when None) and not in `without`."""
-    project = tomllib.loads(pyproject.read_text())["project"]
-    kept = []
-    for spec in project.get("dependencies", []):
+def all_runtime_deps(project: dict) -> list[str]:
+    """The base dependencies and those of every runtime extra (all but `test`), each project once,
+    in order; an extra's reference to the project itself (`memsoak[reports]`) adds nothing new."""
+    own = canonical(project.get("name", ""))
+    extras = project.get("optional-dependencies", {})
+    specs, seen = [], set()
+    for spec in [*project.get("dependencies", []),
+                 *(s for extra, listed in extras.items() if extra != "test" for s in listed)]:
         match = _NAME.match(spec)
         name = canonical(match.group(1)) if match else ""
-        if name and name not in without and (only is None or name in only):
+        if name and name != own and name not in seen:
+            seen.add(name)
+            specs.append(spec)
+    return specs
+
+
+def runtime_deps(pyproject: Path, without: set[str], only: set[str] | None = None) -> list[str]:
+    """The runtime dependency strings (base and runtime extras) named in `only` (all when None) and
+    not in `without`."""
+    kept = []
+    for spec in all_runtime_deps(tomllib.loads(pyproject.read_text())["project"]):
+        name = canonical(_NAME.match(spec).group(1))
+        if name not in without and (only is None or name in only):
             kept.append(spec)
     return kept
 
@@ -48,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     without = {canonical(name) for name in args.without.split(",") if name.strip()}
     only = {canonical(name) for name in args.only.split(",") if name.strip()} or None
     known = {canonical(_NAME.match(spec).group(1))
-             for spec in tomllib.loads(args.pyproject.read_text())["project"]["dependencies"]}
+             for spec in all_runtime_deps(tomllib.loads(args.pyproject.read_text())["project"])}
     for flag, names in (("--without", without), ("--only", only or set())):
         unknown = sorted(names - known)
         if unknown:

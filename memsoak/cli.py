@@ -29,11 +29,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(BAD_CONFIG, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+# The base install is the hook alone (psutil); the commands run the Locust side, the analysis and,
+# for `demo`, the demo engine: each names the extra that brings what it lacks.
+EXTRA_FOR = {"demo": "all"}
+_missing: dict[str, str] = {}
+
+
 def _load(module_name: str) -> ModuleType | None:
     try:
         return importlib.import_module(module_name)
-    except ImportError:
+    except ImportError as error:
+        _missing[module_name] = getattr(error, "name", None) or str(error)
         return None
+
+
+def _not_installed(command: str) -> str:
+    module = _missing.get(COMMANDS[command], COMMANDS[command])
+    extra = EXTRA_FOR.get(command, "locust")
+    return (f"memsoak: the '{command}' command needs packages this install lacks (no module '{module}'): "
+            f"pip install 'memsoak[{extra}]'")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
@@ -53,8 +67,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS and _load(COMMANDS[argv[0]]) is None:
-        print(f"memsoak: the '{argv[0]}' command is not available in this install "
-              f"(module {COMMANDS[argv[0]]} missing)", file=sys.stderr)
+        print(_not_installed(argv[0]), file=sys.stderr)
         return BAD_CONFIG
     engine_command: list[str] = []
     if argv and argv[0] == "soak" and "--" in argv:  # `memsoak soak [OPTIONS] -- ENGINE COMMAND`
@@ -67,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args.extra, args.engine_command = extra, engine_command
     if not args.command:
         parser.print_help()
+        if not loaded:
+            print(_not_installed("soak"), file=sys.stderr)
         return BAD_CONFIG
     return int(loaded[args.command].run(args))
 

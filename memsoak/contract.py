@@ -3,8 +3,8 @@ fields of a hook SAMPLE and a harness ROW, units, the quick run's length, the pl
 and the RSS-limit rule.
 
 Every side imports these names from here instead of copying them: the hook inside the engine
-(`profiler/`, which may import this module: it uses the standard library only), the demo engine,
-the Locust plugin and CLI (`memsoak/`), and the analysis (`reports/`). docs/CONTRACTS.md describes
+(`memsoak/profiler/`, which may import this module: it uses the standard library only), the demo engine,
+the Locust plugin and CLI (`memsoak/`), and the analysis (`memsoak/reports/`). docs/CONTRACTS.md describes
 the same shapes in prose; `tests/memsoak/test_contract.py` checks that no other module defines them
 again. Standard library only, and no import of anything of ours: this module must import inside an
 engine whose environment holds nothing but psutil.
@@ -186,6 +186,6 @@ def over_rss_limit(row: Mapping[str, object], limit_mb: float) -> int | float | 
     return rss
 
 
-# --- the demo engine's planted leaks (demo_engine/leaks.py plants them; `memsoak demo --leak`) --
+# --- the demo engine's planted leaks (memsoak/demo_engine/leaks.py plants them; `memsoak demo --leak`) --
 LEAK_NAMES: Final = ("session_state", "response_cache", "score_history", "native", "fd", "asyncio_task",
                      "lru_cache", "logger", "small_append", "filling_cache", "async_gen")

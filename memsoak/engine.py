@@ -49,10 +49,10 @@ class DemoEngine:
         return f"http://127.0.0.1:{self.hook_port}"
 
     def command(self) -> list[str]:
-        engine = [sys.executable, "-m", "demo_engine", "--host", "127.0.0.1", "--port", str(self.port)]
+        engine = [sys.executable, "-m", "memsoak.demo_engine", "--host", "127.0.0.1", "--port", str(self.port)]
         if self.leaks:
             engine += ["--leaks", ",".join(self.leaks)]
-        return [sys.executable, "-m", "profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
+        return [sys.executable, "-m", "memsoak.profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
                 "--interval", str(self.interval_s), "--tracemalloc-frames", str(self.tracemalloc_frames),
                 "--", *engine, *self.engine_args]
 

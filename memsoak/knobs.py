@@ -4,11 +4,11 @@ Standard library only: the hook inside the engine imports this module, so it mus
 Locust, gevent, numpy or the analysis. Each side owns its knobs and parses them once into its own
 frozen, typed object:
 
-- the hook (`profiler.config.HookConfig`, from MEMSOAK_* in the engine's environment),
+- the hook (`memsoak.profiler.config.HookConfig`, from MEMSOAK_* in the engine's environment),
 - the run (`memsoak.plugin.arguments.RunSettings`, Locust arguments of the plugin),
-- the analysis (`reports.settings.AnalysisSettings`, also recorded in run.json's `settings`),
-- the load mix (`locustfiles._mix.MixOptions`, Locust arguments of the users),
-- the demo engine (`demo_engine.settings.Settings`, DEMO_* and its own flags).
+- the analysis (`memsoak.reports.settings.AnalysisSettings`, also recorded in run.json's `settings`),
+- the load mix (`memsoak.locustfiles._mix.MixOptions`, Locust arguments of the users),
+- the demo engine (`memsoak.demo_engine.settings.Settings`, DEMO_* and its own flags).
 
 A knob is declared once, as a dataclass field of its side's typed object (`knob(default, help,
 ...)`), and `knobs_of(cls)` reads the specs back from the fields: name, type, default, flag,
@@ -104,7 +104,7 @@ def knobs_of(cls: type) -> tuple[Knob, ...]:
 
     The declaration is the field's `metadata["knob"]`, a plain dict (help, and optionally range,
     parse, secret, cli, env, conf): a side that must not import memsoak (the hook, which engine
-    images install as profiler/ alone) writes the same dict itself (profiler/config.py)."""
+    images install as memsoak/profiler/ alone) writes the same dict itself (memsoak/profiler/config.py)."""
     out = []
     for field in dataclasses.fields(cls):
         meta = field.metadata.get("knob")
@@ -176,28 +176,28 @@ def markdown(sides: Iterable[tuple[str, str, Iterable[Knob]]]) -> str:
 def all_sides() -> list[tuple[str, str, tuple[Knob, ...]]]:
     """Every side's knobs, imported from the modules that parse them (Locust included: run this in
     its own process, as `python -m memsoak.knobs`, since importing Locust patches the stdlib)."""
-    from demo_engine.settings import knobs as demo_knobs
-    from locustfiles._mix import MIX_KNOBS
-    from locustfiles._mix_sweep import SWEEP_KNOBS
+    from memsoak.demo_engine.settings import knobs as demo_knobs
+    from memsoak.locustfiles._mix import MIX_KNOBS
+    from memsoak.locustfiles._mix_sweep import SWEEP_KNOBS
     from memsoak.plugin.arguments import PLUGIN_ARGS
-    from profiler.config import knobs as hook_knobs
-    from reports.settings import SETTINGS
+    from memsoak.profiler.config import knobs as hook_knobs
+    from memsoak.reports.settings import SETTINGS
 
     return [
         ("Run (the Locust plugin)", "Read by the plugin while the soak runs (memsoak/plugin/arguments.py, "
          "`RunSettings`).", PLUGIN_ARGS),
-        ("Analysis (the report)", "The verdict's settings (reports/settings.py, `AnalysisSettings`); the plugin "
+        ("Analysis (the report)", "The verdict's settings (memsoak/reports/settings.py, `AnalysisSettings`); the plugin "
          "applies `rss_limit_mb` and `top_n` live with the same value (and its status line uses "
          "`rate_threshold_mb_per_hour`).", SETTINGS),
-        ("Load mix (the users)", "How the chat users load the engine (locustfiles/_mix.py, `MixOptions`).",
+        ("Load mix (the users)", "How the chat users load the engine (memsoak/locustfiles/_mix.py, `MixOptions`).",
          MIX_KNOBS),
-        ("Load shape (opt-in mix sweep)", "Only with `-f locustfiles,locustfiles/_mix_sweep.py` "
-         "(locustfiles/_mix_sweep.py).", SWEEP_KNOBS),
-        ("Hook (inside the engine)", "Read from the engine's environment by the hook (profiler/config.py, "
+        ("Load shape (opt-in mix sweep)", "Only with `-f memsoak/locustfiles,memsoak/locustfiles/_mix_sweep.py` "
+         "(memsoak/locustfiles/_mix_sweep.py).", SWEEP_KNOBS),
+        ("Hook (inside the engine)", "Read from the engine's environment by the hook (memsoak/profiler/config.py, "
          "`HookConfig`); `memsoak-run`'s flags set these variables. Bad values warn once and keep the default.",
          hook_knobs()),
-        ("Demo engine", "The demo engine's own settings (demo_engine/settings.py, `Settings`): a flag of "
-         "`python -m demo_engine` wins over the environment variable.", demo_knobs()),
+        ("Demo engine", "The demo engine's own settings (memsoak/demo_engine/settings.py, `Settings`): a flag of "
+         "`python -m memsoak.demo_engine` wins over the environment variable.", demo_knobs()),
     ]
 
 

@@ -5,7 +5,7 @@ written at stop (requests.json, snapshot diffs, the reports) is written on top o
 
 Disk budget: series.jsonl is the open segment. Every SEGMENT_ROWS rows (1 h at 1 Hz) it is closed,
 renamed to series-NNNNNN.jsonl, gzipped to series-NNNNNN.jsonl.gz (written to a .tmp, fsynced,
-renamed) and only then removed: a crash at any step leaves every row readable (reports/rundata.py
+renamed) and only then removed: a crash at any step leaves every row readable (memsoak/reports/rundata.py
 prefers a complete .gz, else the plain segment). ~1.1 kB a row raw, ~10x less gzipped.
 """
 from __future__ import annotations

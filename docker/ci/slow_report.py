@@ -1,7 +1,7 @@
 """CI TEST HOOK, never part of an image: makes memsoak's report take MEMSOAK_CI_SLOW_REPORT_S longer.
 
 docker/ci/run-stage.sh mounts this file into the Locust master (docker/ci/compose.slow-report.yml)
-and loads it beside memsoak's locustfiles (`-f /opt/memsoak/locustfiles,<this file>`). It stands in
+and loads it beside memsoak's locustfiles (`-f /opt/memsoak/memsoak/locustfiles,<this file>`). It stands in
 for the analysis of a long soak: before the report is built, the master blocks for the given
 seconds without yielding to gevent, exactly like a long CPU-bound analysis would, so no report file
 exists until the delay is over. With compose's default 10 s stop grace, a master stopped while

@@ -8,7 +8,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN pip install "fastapi>=0.110" "uvicorn[standard]>=0.29" "psycopg[binary]>=3.1" \
  && useradd --create-home --uid 1000 app
 WORKDIR /app
-COPY demo_engine ./demo_engine
+COPY memsoak/demo_engine ./demo_engine
 USER app
 EXPOSE 8000
 CMD ["python", "-m", "demo_engine", "--host", "0.0.0.0", "--port", "8000"]

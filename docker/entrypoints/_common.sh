@@ -14,11 +14,11 @@ need_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH: $2"
 }
 
-# The directory `locust -f` loads: memsoak's installed locustfiles/ package unless
+# The directory `locust -f` loads: memsoak's installed memsoak/locustfiles/ package unless
 # LOCUST_LOCUSTFILE says otherwise (a comma list of files/directories, as Locust takes it).
 default_locustfile() {
   if [ -z "${LOCUST_LOCUSTFILE:-}" ]; then
-    LOCUST_LOCUSTFILE=$(python -c 'import locustfiles, os; print(os.path.dirname(locustfiles.__file__))' 2>/dev/null) \
+    LOCUST_LOCUSTFILE=$(python -c 'from memsoak import locustfiles; import os; print(os.path.dirname(locustfiles.__file__))' 2>/dev/null) \
       || die "the locustfiles package is not importable: pip install memsoak into this image, or set LOCUST_LOCUSTFILE"
   fi
   export LOCUST_LOCUSTFILE

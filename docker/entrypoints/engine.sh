@@ -9,8 +9,8 @@
 #   MEMSOAK_HOOK_PORT   default 9477
 #   MEMSOAK_HOOK_TOKEN  required whenever the hook listens beyond loopback
 #   MEMSOAK_RUN_ARGS    extra memsoak-run options, e.g. "--memray"
-#   ENGINE_PYTHON       the engine's Python, used when memsoak-run is not on PATH but profiler/ is
-#                       importable (mounted on PYTHONPATH): `python3 -m profiler.run` (default python3)
+#   ENGINE_PYTHON       the engine's Python, used when memsoak-run is not on PATH but memsoak/profiler/ is
+#                       importable (mounted on PYTHONPATH): `python3 -m memsoak.profiler.run` (default python3)
 #   DATABASE_URL, DEMO_*  read by the demo engine itself
 set -eu
 . "$(dirname "$0")/_common.sh"
@@ -19,10 +19,10 @@ drop_empty_settings
 engine_python=${ENGINE_PYTHON:-python3}
 if command -v memsoak-run >/dev/null 2>&1; then
   run=memsoak-run
-elif "$engine_python" -c 'import profiler.run' >/dev/null 2>&1; then
-  run="$engine_python -m profiler.run"  # profiler/ mounted and on PYTHONPATH, not pip-installed
+elif "$engine_python" -c 'import memsoak.profiler.run' >/dev/null 2>&1; then
+  run="$engine_python -m memsoak.profiler.run"  # memsoak/profiler/ mounted and on PYTHONPATH, not pip-installed
 else
-  die "memsoak-run not found and profiler/ not importable by $engine_python: install memsoak's profiler into this image or mount it on PYTHONPATH (see docs/docker.md)"
+  die "memsoak-run not found and memsoak/profiler/ not importable by $engine_python: install memsoak's profiler into this image or mount it on PYTHONPATH (see docs/docker.md)"
 fi
 
 hook_host=${MEMSOAK_HOOK_HOST:-127.0.0.1}
@@ -42,5 +42,5 @@ fi
 eval "set -- ${MEMSOAK_RUN_ARGS:-} -- $ENGINE_COMMAND"
 export MEMSOAK_HOOK_HOST="$hook_host"
 echo "memsoak entrypoint: $run $*" >&2
-# $run is deliberately unquoted: "python3 -m profiler.run" is three words.
+# $run is deliberately unquoted: "python3 -m memsoak.profiler.run" is three words.
 exec $run "$@"

@@ -9,10 +9,10 @@ import argparse
 import json
 import sys
 
-import reports
+from memsoak import reports
 from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
-from reports.render.render_json import to_plain
-from reports.settings import SettingError
+from memsoak.reports.render.render_json import to_plain
+from memsoak.reports.settings import SettingError
 
 from .report import analyse, parse_overrides
 

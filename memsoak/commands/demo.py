@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import locustfiles
+from memsoak import locustfiles
 from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
 from memsoak.contract import LEAK_NAMES, QUICK_RUN_S   # the names DEMO_LEAKS takes in the engine
 from memsoak.engine import DemoEngine, EngineError

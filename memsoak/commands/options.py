@@ -1,7 +1,7 @@
 """`memsoak options`: every memsoak setting with its flag, environment variable, locust.conf key and
 default, read from the same tables that register them (so the list cannot drift from the code).
 
-Locust prints `--help` before it loads the locustfiles, so `locust -f locustfiles --help` never
+Locust prints `--help` before it loads the locustfiles, so `locust -f memsoak/locustfiles --help` never
 shows these; this command does. Locust's own options: `locust --help`.
 """
 from __future__ import annotations
@@ -26,12 +26,12 @@ def rows() -> list[tuple[str, str, str, str, str, str]]:
     Read from Locust's own parser after the locustfiles registered their arguments, so whatever a
     plugin module or locustfile adds (e.g. the mix-sweep shape's --sweep-phase-s) is listed too.
     """
-    import locustfiles.chat  # noqa: F401  (registers the plugin's and the users' arguments)
-    import locustfiles._mix_sweep  # noqa: F401  (the shape's own argument)
+    import memsoak.locustfiles.chat  # noqa: F401  (registers the plugin's and the users' arguments)
+    import memsoak.locustfiles._mix_sweep  # noqa: F401  (the shape's own argument)
     from locust.argument_parser import get_parser
-    from locustfiles._mix import MIX_KNOBS
+    from memsoak.locustfiles._mix import MIX_KNOBS
     from memsoak.plugin.arguments import PLUGIN_ARGS
-    from reports.settings import SETTINGS
+    from memsoak.reports.settings import SETTINGS
 
     groups = {**{a.flag: "plugin" for a in PLUGIN_ARGS}, **{s.flag: "verdict" for s in SETTINGS},
               **{k.flag: "users" for k in MIX_KNOBS}}

@@ -1,6 +1,6 @@
 """`memsoak report RUN_DIR`: re-analyse a run directory offline and re-render its reports.
 
-Exits with the run's outcome code (reports/outcome.py: 0 pass, 10 leak, 11 RSS limit, 12 engine
+Exits with the run's outcome code (memsoak/reports/outcome.py: 0 pass, 10 leak, 11 RSS limit, 12 engine
 lost, 16 invalid load, 17 interrupted, 18 insufficient evidence, 19 measurement failed), or 13 with
 a one-line error when the directory cannot be analysed or the reports cannot be written.
 """
@@ -10,9 +10,9 @@ import argparse
 import os
 import sys
 
-import reports
+from memsoak import reports
 from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
-from reports.settings import BY_NAME, SettingError, out_of_range
+from memsoak.reports.settings import BY_NAME, SettingError, out_of_range
 
 NAME = "report"
 HELP = "re-analyse a run directory offline: report.json/html, summary.md, junit.xml"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import psutil
 import requests
 
-import locustfiles
+from memsoak import locustfiles
 from memsoak.commands.demo import duration_s
 from memsoak.contract import EXIT_BAD_CONFIG as BAD_CONFIG
 from memsoak.contract import MB, engine_rss
@@ -36,7 +36,7 @@ NAME = "soak"
 HELP = "soak your own engine: start it under the hook, load it, stop it, exit with the verdict's code"
 ACCEPTS_EXTRA = True  # unknown options go to Locust (see memsoak/cli.py)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-HOOK_FAILED = "memsoak hook: not started"  # profiler/boot/sitecustomize.py's line
+HOOK_FAILED = "memsoak hook: not started"  # memsoak/profiler/boot/sitecustomize.py's line
 HOOK_GRACE_S = 15.0  # after the engine answers, how long its hook may still take
 RSS_LIMIT_FACTOR = 3    # the default RSS limit: this many times the engine's starting RSS ...
 RSS_LIMIT_FLOOR_MB = 512  # ... and never below the harness's own default
@@ -84,7 +84,7 @@ class Engine:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
+        cmd = [sys.executable, "-m", "memsoak.profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
                "--interval", str(self.args.interval), "--tracemalloc-frames", str(self.args.tracemalloc_frames),
                "--grace", str(self.args.stop_grace_s), "--", *self.command]
         with self.log_path.open("ab") as log:

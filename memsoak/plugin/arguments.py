@@ -18,7 +18,7 @@ from locust import argument_parser, events
 
 from memsoak.knobs import ANY_NUMBER, Knob, knob, knobs_of
 from memsoak.contract import QUICK_RUN_S as QUICK_RUN_TIME_S  # noqa: F401  (--quick's run time, for importers)
-from reports.settings import SETTINGS, AnalysisSettings, resolve
+from memsoak.reports.settings import SETTINGS, AnalysisSettings, resolve
 
 Setting = Knob   # the spec type of every argument here (memsoak/knobs.py)
 
@@ -27,7 +27,7 @@ Setting = Knob   # the spec type of every argument here (memsoak/knobs.py)
 class RunSettings:
     """The plugin's own arguments, typed: one field per knob (flag, env var, locust.conf key by
     Locust's rule). The analysis settings the run also applies live (rss_limit_mb, top_n) are
-    `analysis`, parsed by the analysis's own `resolve`, defined once in reports/settings.py."""
+    `analysis`, parsed by the analysis's own `resolve`, defined once in memsoak/reports/settings.py."""
 
     hook_url: str = knob("http://127.0.0.1:9477", "URL of the profiler hook started by memsoak-run")
     hook_token: str = knob("", "Bearer token of the hook (MEMSOAK_HOOK_TOKEN)", secret=True)

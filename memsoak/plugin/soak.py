@@ -23,9 +23,9 @@ from memsoak.hook import HookAnswerError, HookBusy, HookClient, HookError
 from memsoak.plugin import rows as rowlib
 from memsoak.plugin.arguments import baseline_at_s, checkpoint_every_s, option
 from memsoak.rundir import RunDir
-import reports
-from reports import outcome as outcomes
-from reports.verdict.evidence import status_of
+from memsoak import reports
+from memsoak.reports import outcome as outcomes
+from memsoak.reports.verdict.evidence import status_of
 
 log = logging.getLogger("memsoak")
 SNAPSHOT_TIMEOUT_S = 120.0   # a snapshot or diff of a big heap takes a while inside the engine
@@ -300,7 +300,7 @@ class Soak:
             self.snap_client.snapshot(label)
             if types:
                 self.snap_client.types_snapshot(label)
-            # t is when the snapshot returned (reports/stats/steps.py relies on it); started_t is when asked
+            # t is when the snapshot returned (memsoak/reports/stats/steps.py relies on it); started_t is when asked
             self._event(contract.EVENT_SNAPSHOT, label=label, started_t=round(started, 3))
             previous = self.labels[-1] if self.labels else None
             self.labels.append(label)

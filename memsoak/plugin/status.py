@@ -18,7 +18,7 @@ from typing import Any
 
 import gevent
 
-import reports
+from memsoak import reports
 from memsoak.contract import MB, engine_rss
 from memsoak.plugin.arguments import baseline_at_s, option
 

@@ -17,7 +17,7 @@ from flask import Response, request
 from matplotlib.figure import Figure
 from werkzeug.datastructures import ImmutableMultiDict
 
-import reports
+from memsoak import reports
 from memsoak.contract import MB
 from memsoak.plugin import status
 from memsoak.plugin.arguments import option

@@ -38,7 +38,7 @@ def test_stored_runs_name_their_case_from_the_engine_command_line(tmp_path: Path
         (run_dir / "run.json").write_text(json.dumps({"health": {"cmdline": cmdline}}))
         return run_dir
 
-    engine = ["python", "-m", "demo_engine", "--port", "1"]
+    engine = ["python", "-m", "memsoak.demo_engine", "--port", "1"]
     assert verdict_real.stored_case(stored("clean-r4-101500", engine)) == ("clean", 4)
     leaky = stored("fd+asyncio_task-256-r2-101500", [*engine, "--leaks", "fd,asyncio_task:256", "--cache-entries", "64"])
     assert verdict_real.stored_case(leaky) == ("fd+asyncio_task:256", 2)

@@ -112,9 +112,9 @@ def engine_process(args: list[str], env: dict[str, str] | None = None,
     if argv is not None:
         engine_cmd = [part.format(port=port) for part in argv]
     else:
-        engine_cmd = [*command("memsoak-demo-engine", "demo_engine"), "--port", str(port), *args]
+        engine_cmd = [*command("memsoak-demo-engine", "memsoak.demo_engine"), "--port", str(port), *args]
     if hook_port is not None:
-        engine_cmd = [*command("memsoak-run", "profiler.run"), "--port", str(hook_port),
+        engine_cmd = [*command("memsoak-run", "memsoak.profiler.run"), "--port", str(hook_port),
                       *(hook_args or []), "--", *engine_cmd]
     log_file = tempfile.NamedTemporaryFile(prefix="demo-engine-", suffix=".log", delete=False)
     full_env = {**os.environ, **(env or {})}

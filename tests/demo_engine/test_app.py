@@ -238,8 +238,8 @@ def test_sessions_survive_a_restart_on_the_same_database(database_url: str) -> N
 
 @pytest.mark.slow
 def test_uvicorn_workers_share_one_default_sqlite_file() -> None:
-    """`uvicorn demo_engine.app:app --workers 2` with no DATABASE_URL: any worker serves any session."""
-    argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",
+    """`uvicorn memsoak.demo_engine.app:app --workers 2` with no DATABASE_URL: any worker serves any session."""
+    argv = [sys.executable, "-m", "uvicorn", "memsoak.demo_engine.app:app", "--port", "{port}",
             "--workers", "2", "--log-level", "warning"]
     with engine_process([], argv=argv, env={"DATABASE_URL": ""}) as running:
         folder = Path(tempfile.gettempdir()) / f"memsoak-demo-engine-{os.getuid()}-{running.proc.pid}"
@@ -266,7 +266,7 @@ def test_uvicorn_workers_share_one_default_sqlite_file() -> None:
 
 def test_plain_uvicorn_with_bad_settings_exits_2_with_one_line() -> None:
     env = {**os.environ, "DEMO_LEAKS": "native,teleport"}
-    result = subprocess.run([sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", str(free_port())],
+    result = subprocess.run([sys.executable, "-m", "uvicorn", "memsoak.demo_engine.app:app", "--port", str(free_port())],
                             env=env, capture_output=True, text=True, timeout=60)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2

@@ -1,4 +1,4 @@
-"""demo_engine/settings.py: one name per setting across flag and env; bad values are one-line errors.
+"""memsoak/demo_engine/settings.py: one name per setting across flag and env; bad values are one-line errors.
 
 Named test_demo_settings because tests/reports has a test_settings.py and test dirs are not packages.
 """
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from demo_engine.leaks import DEFAULT_BYTES
-from demo_engine.settings import (LEAK_NAMES, Settings, SettingsError, env_name, export_settings,
+from memsoak.demo_engine.leaks import DEFAULT_BYTES
+from memsoak.demo_engine.settings import (LEAK_NAMES, Settings, SettingsError, env_name, export_settings,
                                   flag_name, load_settings, parse_leaks)
 
 

@@ -7,8 +7,8 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from demo_engine.engine import Engine, EngineError
-from demo_engine.settings import Settings
+from memsoak.demo_engine.engine import Engine, EngineError
+from memsoak.demo_engine.settings import Settings
 
 
 def _run(tmp_path: Path, scenario: Callable[[Engine], Awaitable[Any]], **overrides: Any) -> Any:

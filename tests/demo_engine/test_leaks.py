@@ -10,8 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from demo_engine import leaks
-from demo_engine.settings import LEAK_NAMES
+from memsoak.demo_engine import leaks
+from memsoak.demo_engine.settings import LEAK_NAMES
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_python_leaks_are_the_top_tracemalloc_site(clean_leaks: None, name: str,
     assert frame.filename == leaks.__file__ and frame.lineno == leaks.SITE_LINES[name]
     assert 20 * 32 * 1024 <= top.size_diff < 1.2 * 20 * 32 * 1024
     assert planted.describe()[name] == {"bytes_per_op": 32 * 1024, "per": per, "ops": 20,
-                                        "site": f"demo_engine/leaks.py:{leaks.SITE_LINES[name]}"}
+                                        "site": f"memsoak/demo_engine/leaks.py:{leaks.SITE_LINES[name]}"}
 
 
 def test_fd_leak_opens_one_descriptor_per_session(clean_leaks: None) -> None:
@@ -104,7 +104,7 @@ def test_native_leak_is_named_by_memray_at_its_site(tmp_path: Path) -> None:
     import memray
 
     capture = tmp_path / "native.bin"
-    script = "from demo_engine import leaks\nfor _ in range(3):\n    leaks.leak_native(3 << 20)\n"
+    script = "from memsoak.demo_engine import leaks\nfor _ in range(3):\n    leaks.leak_native(3 << 20)\n"
     subprocess.run([sys.executable, "-m", "memray", "run", "-q", "-o", str(capture), "-c", script],
                    check=True, timeout=120, cwd=Path(leaks.__file__).parents[1])
     records = memray.FileReader(str(capture)).get_leaked_allocation_records(merge_threads=True)
@@ -117,7 +117,7 @@ def test_native_leak_is_named_by_memray_at_its_site(tmp_path: Path) -> None:
 
 def test_logger_leak_is_named_at_the_engine_line_behind_logging(clean_leaks: None) -> None:
     """logging allocates the logger; the innermost frame outside the stdlib is the marked line."""
-    from reports.stats.attribution import engine_frame
+    from memsoak.reports.stats.attribution import engine_frame
 
     planted = leaks.PlantedLeaks({"logger": 0})
     tracemalloc.start(16)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
-from demo_engine import llm
-from demo_engine.llm import FakeLLMGateway, ResponseCache, count_tokens
+from memsoak.demo_engine import llm
+from memsoak.demo_engine.llm import FakeLLMGateway, ResponseCache, count_tokens
 
 
 def test_response_cache_is_a_bounded_lru() -> None:

@@ -11,12 +11,12 @@ from dataclasses import fields
 import httpx
 import pytest
 
-from demo_engine.settings import Settings, env_name, flag_name
+from memsoak.demo_engine.settings import Settings, env_name, flag_name
 from demo_engine_procs import command, engine_process, free_port, wait_until
 
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*command("memsoak-demo-engine", "demo_engine"), *args],
+    return subprocess.run([*command("memsoak-demo-engine", "memsoak.demo_engine"), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from demo_engine.schemas import MAX_CONTENT_CHARS, MessageIn, SessionIn, first_error
+from memsoak.demo_engine.schemas import MAX_CONTENT_CHARS, MessageIn, SessionIn, first_error
 
 
 @pytest.mark.parametrize("body, status, says", [

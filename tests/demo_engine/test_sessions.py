@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo_engine.sessions import AgentPool, AriaRateLimiter, RateLimiter, SessionManager
+from memsoak.demo_engine.sessions import AgentPool, AriaRateLimiter, RateLimiter, SessionManager
 
 
 def test_live_sessions_are_an_lru_with_a_bound() -> None:

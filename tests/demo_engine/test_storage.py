@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from demo_engine.storage import open_storage, preflight
+from memsoak.demo_engine.storage import open_storage, preflight
 from demo_engine_procs import free_port
 
 

@@ -351,8 +351,8 @@ def test_closed_sockets_leave_no_task_or_fd_behind_under_the_hook() -> None:
 
 @pytest.mark.slow
 def test_plain_uvicorn_workers_are_strict_from_the_environment() -> None:
-    """`DEMO_STRICT=1 uvicorn demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
-    argv = [sys.executable, "-m", "uvicorn", "demo_engine.app:app", "--port", "{port}",
+    """`DEMO_STRICT=1 uvicorn memsoak.demo_engine.app:app --workers 2`: every worker speaks Aria's frames."""
+    argv = [sys.executable, "-m", "uvicorn", "memsoak.demo_engine.app:app", "--port", "{port}",
             "--workers", "2", "--log-level", "warning"]
     with engine_process([], argv=argv, env={"DATABASE_URL": "", "DEMO_STRICT": "1"}) as running:
         folder = Path(tempfile.gettempdir()) / f"memsoak-demo-engine-{os.getuid()}-{running.proc.pid}"

@@ -2,7 +2,7 @@
 
 Each planted leak must show in the signal it imitates, by about the planted amount, and only
 there: native -> RSS grows by ~ops x bytes while tracemalloc's traced heap stays flat;
-session_state -> a snapshot diff names demo_engine/leaks.py at the planted line as the top
+session_state -> a snapshot diff names memsoak/demo_engine/leaks.py at the planted line as the top
 growing site; fd -> open_fds grows by one per session (and asyncio_task -> one more task per
 session, beyond the issue's list). A control engine with no leak planted
 must show none of it, so these tests can fail. Every case runs on SQLite and on PostgreSQL.
@@ -113,8 +113,8 @@ def measured(request: pytest.FixtureRequest) -> Iterator[Measured]:
         url = stack.enter_context(fresh_database(kind, pg_url))
         running = stack.enter_context(hooked_engine(url, PLANTED if planted else ""))
         assert _hook(running, "/snapshots/start", "POST").get("tracing_started") is True
-        # the hook names the engine's own package, read from its command line (python -m demo_engine)
-        assert _hook(running, "/health")["engine_packages"] == ["demo_engine"]
+        # the hook names the engine's own package, read from its command line (python -m memsoak.demo_engine)
+        assert _hook(running, "/health")["engine_packages"] == ["memsoak"]
         ids = _warm_up(running)
 
         ops_before = _ops(running, "native") if planted else 0
@@ -151,7 +151,7 @@ def test_native_leak_grows_rss_by_the_planted_amount_but_not_the_traced_heap(mea
 
 def test_session_state_leak_is_the_top_growing_site_in_a_snapshot_diff(measured: Measured) -> None:
     by_size = measured.diff["by_size"]
-    in_leaks_py = [site for site in by_size if site["file"].endswith("demo_engine/leaks.py")]
+    in_leaks_py = [site for site in by_size if site["file"].endswith("memsoak/demo_engine/leaks.py")]
     if measured.planted:
         file, line = measured.leaks["session_state"]["site"].rsplit(":", 1)
         top = by_size[0]

@@ -226,8 +226,8 @@ def test_dockerfile_is_non_root_cached_and_copies_what_exists(dockerfile: Path) 
     joined = "\n".join(lines)
     deps_at = joined.find("pyproject_deps.py --without")
     # The code arrives as a package directory, or as the wheel a build stage made of it.
-    code_at = min((joined.find(f"COPY {pkg} ") for pkg in ("profiler", "demo_engine", "--from=build")
-                   if f"COPY {pkg} " in joined), default=-1)
+    code_at = min((joined.find(f"COPY {pkg}") for pkg in ("memsoak", "--from=build")
+                   if f"COPY {pkg}" in joined), default=-1)
     if deps_at >= 0:
         assert 0 <= deps_at < code_at, f"{dockerfile.name}: install dependencies before copying code"
         without = re.search(r"pyproject_deps\.py --without (\S+)", joined).group(1)
@@ -242,7 +242,7 @@ def test_dockerignore_keeps_results_and_git_out_but_not_what_images_copy() -> No
     ignored = {l.strip() for l in (REPO / ".dockerignore").read_text().splitlines()
                if l.strip() and not l.startswith("#")}
     assert {".git", "results", ".env"} <= ignored
-    needed = {"pyproject.toml", "profiler", "demo_engine", "reports", "memsoak", "locustfiles", "docker"}
+    needed = {"pyproject.toml", "memsoak", "docker"}
     assert not needed & ignored
 
 
@@ -261,7 +261,7 @@ def test_deps_helper_splits_engine_and_harness_dependencies(tmp_path: Path) -> N
 
 
 def test_dashboard_queries_only_metrics_the_hook_exports() -> None:
-    from profiler import metrics
+    from memsoak.profiler import metrics
     exported = {name for name, _, _ in metrics.GAUGES} | {
         "memsoak_sample_cost_seconds", "memsoak_hook_errors_total"}
     dashboard = json.loads((REPO / "docker/grafana/dashboards/memsoak.json").read_text())
@@ -295,13 +295,13 @@ def test_grafana_provisioning_points_at_what_compose_mounts(env_file: Path) -> N
 
 def _locust_side_env_names() -> set[str]:
     """Every environment variable Locust with memsoak's locustfiles reads, from Locust's own parser
-    after loading the locustfiles as `locust -f locustfiles` does (in a subprocess: importing
+    after loading the locustfiles as `locust -f memsoak/locustfiles` does (in a subprocess: importing
     Locust monkey-patches with gevent)."""
-    code = ("import importlib, json, pkgutil, locustfiles\n"
+    code = ("import importlib; import json; import pkgutil; from memsoak import locustfiles\n"
             "from locust.argument_parser import get_parser\n"
             "for mod in pkgutil.iter_modules(locustfiles.__path__):\n"
             "    if not mod.name.startswith('_'):\n"
-            "        importlib.import_module('locustfiles.' + mod.name)\n"
+            "        importlib.import_module('memsoak.locustfiles.' + mod.name)\n"
             "parser = get_parser()\n"
             "print(json.dumps(sorted(a.env_var for a in parser._actions if getattr(a, 'env_var', None))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -311,7 +311,7 @@ def _locust_side_env_names() -> set[str]:
 
 @pytest.mark.slow
 def test_every_setting_compose_passes_is_one_locust_or_the_hook_reads(env_file: Path) -> None:
-    from profiler.config import ENV as HOOK_ENV
+    from memsoak.profiler.config import ENV as HOOK_ENV
 
     locust_side = _locust_side_env_names()
     hook_side = {var for var, _ in HOOK_ENV.values()} | {"MEMSOAK_RUN_ARGS"}  # the latter: engine.sh

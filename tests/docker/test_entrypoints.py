@@ -232,7 +232,7 @@ def prometheus_scrapes(engine: dict[str, str], tmp_path: Path) -> None:
 def master_and_two_workers(engine: dict[str, str], tmp_path: Path) -> None:
     results, counters = tmp_path / "results", tmp_path / "counters"
     counters.mkdir()
-    locustfile = f"{REPO / 'locustfiles'},{COUNTER}"
+    locustfile = f"{REPO / 'memsoak' / 'locustfiles'},{COUNTER}"
     master_port = str(free_port())
     env = load_env(engine, results, LOCUST_LOCUSTFILE=locustfile, MEMSOAK_TEST_COUNTER_DIR=str(counters),
                    LOCUST_MASTER_BIND_HOST="127.0.0.1", LOCUST_MASTER_BIND_PORT=master_port,
@@ -278,7 +278,7 @@ def master_and_two_workers(engine: dict[str, str], tmp_path: Path) -> None:
     assert run_json["hook_url"].endswith(f":{engine['hook_port']}")
     assert engine["token"] not in json.dumps(run_json), "the hook token must not be written to run.json"
     report = json.loads((run_dir / "report.json").read_text())
-    assert report  # the verdict itself is reports/' business; here: one report came out of the stack
+    assert report  # the verdict itself is memsoak/reports/' business; here: one report came out of the stack
 
 
 def http_post(url: str, form: dict[str, str]) -> tuple[int, bytes]:
@@ -298,7 +298,7 @@ def web_ui_master(engine: dict[str, str], tmp_path: Path) -> None:
     env = load_env(engine, results, LOCUST_MASTER_BIND_HOST="127.0.0.1", LOCUST_MASTER_BIND_PORT=master_port,
                    LOCUST_MASTER_NODE_HOST="127.0.0.1", LOCUST_MASTER_NODE_PORT=master_port,
                    LOCUST_WEB_HOST="127.0.0.1", LOCUST_WEB_PORT=web_port, MASTER_HEADLESS="false",
-                   LOCUST_LOCUSTFILE=f"{REPO / 'locustfiles'},{COUNTER}", MEMSOAK_TEST_COUNTER_DIR=str(tmp_path))
+                   LOCUST_LOCUSTFILE=f"{REPO / 'memsoak' / 'locustfiles'},{COUNTER}", MEMSOAK_TEST_COUNTER_DIR=str(tmp_path))
     master_log = tmp_path / "master.log"
     master = start("locust-master.sh", env, master_log, tmp_path)
     worker = start("locust-worker.sh", env, tmp_path / "worker.log", tmp_path)
@@ -385,7 +385,7 @@ def test_headless_soak_script_leaves_a_run_directory(runs: dict[str, Future]) ->
 
 
 def test_engine_script_falls_back_to_a_mounted_profiler(tmp_path: Path) -> None:
-    """No memsoak-run on PATH (profiler/ mounted into a foreign image): `python3 -m profiler.run`."""
+    """No memsoak-run on PATH (memsoak/profiler/ mounted into a foreign image): `python3 -m memsoak.profiler.run`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # A wrapper, not a symlink: a symlinked venv interpreter in another directory finds no
@@ -395,18 +395,18 @@ def test_engine_script_falls_back_to_a_mounted_profiler(tmp_path: Path) -> None:
     wrapper.chmod(0o755)
     engine_port, hook_port = free_port(), free_port()
     env = base_env(PATH=f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", PYTHONPATH=str(REPO),
-                   ENGINE_COMMAND=f"python3 -m demo_engine --host 127.0.0.1 --port {engine_port}",
+                   ENGINE_COMMAND=f"python3 -m memsoak.demo_engine --host 127.0.0.1 --port {engine_port}",
                    MEMSOAK_HOOK_PORT=str(hook_port))
     log = tmp_path / "engine.log"
     proc = start("engine.sh", env, log, tmp_path)
     try:
         wait_until_up(f"http://127.0.0.1:{hook_port}/health", proc, log)
         status, body = http_get(f"http://127.0.0.1:{hook_port}/health")
-        assert "demo_engine" in " ".join(json.loads(body)["cmdline"])
+        assert "memsoak.demo_engine" in " ".join(json.loads(body)["cmdline"])
         wait_until_up(f"http://127.0.0.1:{engine_port}/api/health", proc, log)
     finally:
         stop(proc)
-    assert "-m profiler.run" in log.read_text()
+    assert "-m memsoak.profiler.run" in log.read_text()
 
 
 @pytest.mark.parametrize("script, env, named", [

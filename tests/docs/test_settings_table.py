@@ -32,7 +32,7 @@ def test_table_covers_every_registered_argument_and_hook_variable() -> None:
     found = json.loads(_python(
         "import json, memsoak.knobs as k\n"
         "from memsoak.commands.options import rows\n"
-        "from profiler.config import ENV\n"
+        "from memsoak.profiler.config import ENV\n"
         "knobs = [s for _t, _i, side in k.all_sides() for s in side]\n"
         "print(json.dumps({'registered': sorted(r[2] for r in rows()), 'hook': sorted(v for v, _p in ENV.values()),\n"
         "                  'knobs': [[s.name, s.env_var, s.flag] for s in knobs]}))\n"))

@@ -25,7 +25,7 @@ import requests
 from memsoak.engine import free_port
 from memsoak_procs import (FAST_MIX, LOCUSTFILES, Background, Procs, background_run, output, read_jsonl, wait,
                            wait_for)
-from reports.outcome import EXIT_CODES, title
+from memsoak.reports.outcome import EXIT_CODES, title
 
 FAKE_HOOK = Path(__file__).resolve().parent / "fake_hook.py"
 NOWHERE = "http://127.0.0.1:9"
@@ -463,7 +463,7 @@ def test_compare_json_unwritable_is_13_and_no_verdict(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, flag", [(["--grace", "-5"], "--grace"),
                                         (["--tracemalloc-frames", "-1"], "--tracemalloc-frames")])
 def test_memsoak_run_bad_flags_are_one_line(args: list[str], flag: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "profiler.run", *args, "--", "true"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "memsoak.profiler.run", *args, "--", "true"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and flag in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
@@ -510,7 +510,7 @@ def test_kill_9_of_memsoak_run_takes_the_engine_with_it(engine: Any) -> None:
 
 def test_series_segments_are_gzipped_and_every_row_survives_a_crash_between_steps(tmp_path: Path) -> None:
     from memsoak.rundir import RunDir
-    from reports.rundata import load_run
+    from memsoak.reports.rundata import load_run
 
     rundir = RunDir(tmp_path, "run")
     rundir.segment_rows = 5

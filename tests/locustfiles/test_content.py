@@ -1,7 +1,7 @@
 """Chat messages vary in text and length, and one user never repeats a message."""
 from __future__ import annotations
 
-from locustfiles._content import MessageFactory
+from memsoak.locustfiles._content import MessageFactory
 
 
 def test_messages_vary_in_text_and_length() -> None:

@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from locustfiles._mix import MIX_KNOBS, MixError, MixOptions, env_var, parse_extra_headers
+from memsoak.locustfiles._mix import MIX_KNOBS, MixError, MixOptions, env_var, parse_extra_headers
 
 
 def options(**overrides: object) -> types.SimpleNamespace:
@@ -60,7 +60,7 @@ def test_uuid_template_differs_between_users() -> None:
 def test_frame_roles_default_to_real_and_documented_frames_and_must_not_overlap() -> None:
     from types import SimpleNamespace
 
-    from locustfiles._mix import MixError, MixOptions, volatile_headers, parse_extra_headers
+    from memsoak.locustfiles._mix import MixError, MixOptions, volatile_headers, parse_extra_headers
     mix = MixOptions.from_parsed(None)
     assert {"token", "content"} == mix.ws_token_frames and {"done", "stream_end"} == mix.ws_end_frames
     assert {"pong", "stream_start", "thinking", "tool_call"} <= mix.ws_ignore_frames

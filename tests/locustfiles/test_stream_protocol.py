@@ -30,7 +30,7 @@ class AriaLike(DemoEngine):
     server_args: list[str] = []
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
+        return [sys.executable, "-m", "memsoak.profiler.run", "--host", "127.0.0.1", "--port", str(self.hook_port),
                 "--interval", "0.5", "--", sys.executable, str(SERVER), "--port", str(self.port),
                 "--keepalive-s", "0.3", *self.engine_args]
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-import locustfiles
+from memsoak import locustfiles
 from memsoak.engine import DemoEngine
 
 LOCUSTFILES = Path(locustfiles.__file__).parent

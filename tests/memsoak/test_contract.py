@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-import reports
+from memsoak import reports
 from memsoak import contract
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ def test_the_plugin_writes_events_only_by_their_contract_names() -> None:
 
 
 def test_the_planted_leak_names_are_the_engines() -> None:
-    from demo_engine import leaks, settings
+    from memsoak.demo_engine import leaks, settings
     assert tuple(settings.LEAK_NAMES) == contract.LEAK_NAMES
     assert set(leaks.DEFAULT_BYTES) == set(leaks.PER_OP) == set(contract.LEAK_NAMES)
 

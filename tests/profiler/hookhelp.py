@@ -18,7 +18,7 @@ import pytest
 
 ENGINES = Path(__file__).parent / "engines"
 ALLOC_ENGINE = str(ENGINES / "alloc_engine.py")
-MEMSOAK_RUN = [sys.executable, "-m", "profiler.run"]
+MEMSOAK_RUN = [sys.executable, "-m", "memsoak.profiler.run"]
 
 
 def http(url: str, method: str = "GET", headers: dict[str, str] | None = None,

@@ -1,4 +1,4 @@
-"""The sampled allocation tracker (profiler/_sampler.c): estimates, stacks, frees, hook chaining,
+"""The sampled allocation tracker (memsoak/profiler/_sampler.c): estimates, stacks, frees, hook chaining,
 a stress run under PYTHONMALLOC=debug, the hook's sampled mode end to end, and the fallback.
 
 Each scenario runs in its own interpreter: the tracker replaces the process's allocator hooks, and
@@ -22,11 +22,11 @@ PLANTED_LINE = next(number for number, text in enumerate(open(ALLOC_ENGINE), sta
                     if "# PLANTED" in text)
 
 try:
-    from profiler import _memsoak_sampler  # noqa: F401
+    from memsoak.profiler import _memsoak_sampler  # noqa: F401
     BUILT = True
 except ImportError:
     BUILT = False
-needs_extension = pytest.mark.skipif(not BUILT, reason="profiler._memsoak_sampler is not built here "
+needs_extension = pytest.mark.skipif(not BUILT, reason="memsoak.profiler._memsoak_sampler is not built here "
                                                        "(python setup.py build_ext --inplace)")
 
 
@@ -44,7 +44,7 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 24
 def test_estimates_are_unbiased_and_stacks_are_innermost_first() -> None:
     result = run_python("""
         import json, sys
-        from profiler import _memsoak_sampler as sampler
+        from memsoak.profiler import _memsoak_sampler as sampler
         kept = []
         def plant(n):
             for i in range(n):
@@ -88,7 +88,7 @@ def test_estimates_are_unbiased_over_many_seeds() -> None:
     average out to ~0 (sd of one run ~ sqrt(mean/growth) ~ 9%, of the mean of 40 ~ 1.4%)."""
     result = run_python("""
         import json, statistics, sys
-        from profiler import _memsoak_sampler as sampler
+        from memsoak.profiler import _memsoak_sampler as sampler
         errors = []
         for seed in range(1, 41):
             sampler.start(sample_bytes=65536, seed=seed * 7919)
@@ -109,7 +109,7 @@ def test_estimates_are_unbiased_over_many_seeds() -> None:
 def test_stop_unhooks_and_frees_its_own_memory_and_chains_under_tracemalloc() -> None:
     result = run_python("""
         import json, tracemalloc
-        from profiler import _memsoak_sampler as sampler
+        from memsoak.profiler import _memsoak_sampler as sampler
         out = {}
         for cycle in range(50):                      # start/stop cycles
             sampler.start(sample_bytes=4096, max_frames=4)
@@ -146,7 +146,7 @@ def test_stress_threads_fork_and_cycles_under_pythonmalloc_debug() -> None:
     child, start/stop cycles in between; the debug allocator checks every block and the GIL."""
     result = run_python("""
         import json, os, random, threading
-        from profiler import _memsoak_sampler as sampler
+        from memsoak.profiler import _memsoak_sampler as sampler
 
         def worker(seed, rounds):
             rng = random.Random(seed)
@@ -195,7 +195,7 @@ def test_every_sampled_free_passes_the_free_filter() -> None:
     order (the bitmap is rebuilt on the way), and the live table must empty to what was there."""
     result = run_python("""
         import json, random
-        from profiler import _memsoak_sampler as sampler
+        from memsoak.profiler import _memsoak_sampler as sampler
         sampler.start(sample_bytes=1024, max_frames=4, seed=7)
         before = sampler.stats()["live_samples"]
         held = [bytes(100) + i.to_bytes(4, "little") for i in range(60000)]  # ~8 MB: ~8,000 samples
@@ -246,10 +246,10 @@ def test_hook_falls_back_to_tracemalloc_with_one_line_when_the_extension_is_miss
         import json, sys
         class Block:                                   # as if built without a compiler
             def find_spec(self, name, path=None, target=None):
-                if name == "profiler._memsoak_sampler":
-                    raise ImportError("no module named profiler._memsoak_sampler")
+                if name == "memsoak.profiler._memsoak_sampler":
+                    raise ImportError("no module named memsoak.profiler._memsoak_sampler")
         sys.meta_path.insert(0, Block())
-        import profiler
+        from memsoak import profiler
         hook = profiler.install(port=0)
         answer = hook.snapshots.take("one")
         print(json.dumps({"mode": hook.alloc_mode, "started": answer.get("tracing_started"),

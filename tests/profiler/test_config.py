@@ -1,5 +1,5 @@
 """Settings from the environment and overrides: bad values warn in one line and fall back."""
-from profiler.config import DEFAULT_PORT, is_loopback, load_config
+from memsoak.profiler.config import DEFAULT_PORT, is_loopback, load_config
 
 
 def test_environment_then_overrides() -> None:
@@ -44,8 +44,8 @@ def test_allocation_mode_and_sampling_settings(capsys) -> None:
 def test_each_memsoak_run_flag_sets_the_variable_its_hook_field_declares() -> None:
     import dataclasses
 
-    from profiler.config import HookConfig, load_config
-    from profiler.run import hook_env, parse_args
+    from memsoak.profiler.config import HookConfig, load_config
+    from memsoak.profiler.run import hook_env, parse_args
 
     values = {"port": "9500", "host": "127.0.0.1", "token": "t0ken", "interval": "2.5",
               "tracemalloc_frames": "3", "alloc_mode": "tracemalloc", "sample_bytes": "4096", "sample_frames": "7"}

@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from profiler.engine_code import engine_packages
+from memsoak.profiler.engine_code import engine_packages
 
 
 @pytest.mark.parametrize("cmdline,expected", [
-    (["/usr/bin/python3", "-m", "demo_engine", "--port", "1"], ["demo_engine"]),
+    (["/usr/bin/python3", "-m", "memsoak.demo_engine", "--port", "1"], ["memsoak"]),
     (["/usr/bin/python3", "-m", "aria.engine.server"], ["aria"]),
     (["/x/bin/python", "/x/bin/uvicorn", "aria_engine.main:app", "--port", "8000"], ["aria_engine"]),
     (["/x/bin/gunicorn", "-k", "uvicorn.workers.UvicornWorker", "app.main:create_app()"], ["app"]),
@@ -23,5 +23,5 @@ def test_engine_packages_from_the_command_line(cmdline, expected):
 
 def test_a_console_script_is_resolved_through_its_entry_point():
     # memsoak's own console scripts are installed in this environment
-    assert engine_packages([sys.executable, "/any/bin/memsoak-demo-engine", "--port", "1"]) == ["demo_engine"]
+    assert engine_packages([sys.executable, "/any/bin/memsoak-demo-engine", "--port", "1"]) == ["memsoak"]
     assert engine_packages([sys.executable, "/any/bin/no-such-script-here"]) == []

@@ -13,13 +13,13 @@ def test_install_is_idempotent_and_refusal_does_not_raise(tmp_path) -> None:
     port = free_port()
     script = tmp_path / "explicit.py"
     script.write_text(textwrap.dedent(f"""
-        import profiler
+        from memsoak import profiler
         first = profiler.install(port={port}, interval=0.1)
         again = profiler.install(port={port})
         assert first is again and first.started and first.port == {port}, (first.port, first.error)
         first.stop()
-        from profiler.hook import Hook
-        from profiler.config import load_config
+        from memsoak.profiler.hook import Hook
+        from memsoak.profiler.config import load_config
         hook = Hook(load_config(host="0.0.0.0", port={port})).start()
         assert not hook.started and "refusing" in hook.error
         print("ok", flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hookhelp import http, start
-from profiler import memray_support
+from memsoak.profiler import memray_support
 
 
 @pytest.mark.slow

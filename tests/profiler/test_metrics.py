@@ -1,7 +1,7 @@
 """/metrics rendering: the stdlib fallback and prometheus_client agree on names and values."""
 from prometheus_client.parser import text_string_to_metric_families
 
-from profiler import metrics
+from memsoak.profiler import metrics
 
 SAMPLE = {"rss_bytes": 5, "open_fds": 3, "sample_cost_us": 250, "asyncio_tasks": None,
           "tree_rss_bytes": 9}

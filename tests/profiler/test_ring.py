@@ -1,5 +1,5 @@
 """The ring: since is exclusive, overwritten samples are reported as dropped, memory is preallocated."""
-from profiler.ring import SampleRing
+from memsoak.profiler.ring import SampleRing
 
 FIELDS = ("seq", "t_mono", "value")
 

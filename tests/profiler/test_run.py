@@ -153,7 +153,7 @@ def test_gunicorn_forked_workers_are_peers_reached_through_the_arbiter(port: int
     app_port = free_port()
     command = [sys.executable, "-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "-w", "2",
                "-b", f"127.0.0.1:{app_port}", "--control-socket", str(tmp_path / "gunicorn.ctl"),
-               "--log-level", "warning", *(["--preload"] if preload else []), "demo_engine.app:app"]
+               "--log-level", "warning", *(["--preload"] if preload else []), "memsoak.demo_engine.app:app"]
     started = start(command, port, env={"DEMO_LLM_LATENCY_MS": "0"})
     health = wait_for(lambda: (lambda h: h if len(h["peers"]) == 2 else None)(
         http(started.hook + "/health")[1]), timeout=60, what="two gunicorn worker peers")

@@ -10,7 +10,7 @@ import pytest
 from hookhelp import ALLOC_ENGINE, MEMSOAK_RUN, free_port, http, start
 
 try:
-    from profiler import _memsoak_sampler  # noqa: F401
+    from memsoak.profiler import _memsoak_sampler  # noqa: F401
     BUILT = True
 except ImportError:
     BUILT = False
@@ -25,7 +25,7 @@ def _health(options: list[str], port: int, env: dict[str, str] | None = None) ->
     return health
 
 
-@pytest.mark.skipif(not BUILT, reason="profiler._memsoak_sampler is not built here "
+@pytest.mark.skipif(not BUILT, reason="memsoak.profiler._memsoak_sampler is not built here "
                                       "(python setup.py build_ext --inplace)")
 def test_sampled_mode_with_its_rate_and_depth(port: int) -> None:
     health = _health(["--alloc-mode", "sampled", "--sample-bytes", "65536", "--sample-frames", "8"], port,

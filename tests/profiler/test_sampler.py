@@ -3,7 +3,7 @@ import sys
 import time
 
 from hookhelp import ALLOC_ENGINE, free_port, http, start, wait_for
-from profiler.sampler import SAMPLE_FIELDS
+from memsoak.profiler.sampler import SAMPLE_FIELDS
 
 INT_FIELDS = set(SAMPLE_FIELDS) - {"t_mono", "t_wall"}
 ALWAYS = {"seq", "pid", "rss_bytes", "vms_bytes", "tree_rss_bytes", "tree_procs", "allocated_blocks",

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-import profiler
+from memsoak import profiler
 
 from hookhelp import ALLOC_ENGINE, free_port, http, start, wait_for
 

@@ -145,7 +145,7 @@ def write_run(run_dir: Path, rows: list[dict[str, Any]], *, events: list[dict[st
 def site(file: str, line: int, size_diff: int, count_diff: int = 1) -> dict[str, Any]:
     return {"file": file, "line": line, "size_diff": size_diff, "count_diff": count_diff,
             "size": abs(size_diff) * 3, "count": abs(count_diff) * 3,
-            "traceback": [f"{file}:{line}", "profiler/hook.py:10", "demo_engine/app.py:99"]}
+            "traceback": [f"{file}:{line}", "memsoak/profiler/hook.py:10", "memsoak/demo_engine/app.py:99"]}
 
 
 def diff(base: str, head: str, taken: tuple[str, str], sites: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reports
-from reports.verdict.analysis import SPECS, classify, drift_p_value
+from memsoak import reports
+from memsoak.reports.verdict.analysis import SPECS, classify, drift_p_value
 import reports_synth as synth
 
 MB = synth.MB
@@ -218,11 +218,11 @@ def _diffs(first_kb, second_kb, last="final"):
     at = {"baseline": 1.7e9 + 76, "checkpoint-1": 1.7e9 + 189, "final": 1.7e9 + 300}
     found = {"diff-baseline--checkpoint-1.json": synth.diff(
         "baseline", "checkpoint-1", (at["baseline"], at["checkpoint-1"]),
-        [synth.site("demo_engine/storage.py", 94, int(first_kb * 1024))])}
+        [synth.site("memsoak/demo_engine/storage.py", 94, int(first_kb * 1024))])}
     if last == "final":
         found["diff-checkpoint-1--final.json"] = synth.diff(
             "checkpoint-1", "final", (at["checkpoint-1"], at["final"]),
-            [synth.site("demo_engine/storage.py", 94, int(second_kb * 1024))])
+            [synth.site("memsoak/demo_engine/storage.py", 94, int(second_kb * 1024))])
     return found
 
 
@@ -412,7 +412,7 @@ def test_sampled_heap_growth_needs_four_samples_and_no_diff_can_veto_it(tmp_path
     events = [{"type": "test_start", "t": 0.0, "t_wall": 1.7e9}, {"type": "warmup_end", "t": 60.0},
               {"type": "snapshot", "t": 60.0, "label": "baseline"}, {"type": "snapshot", "t": 299.0, "label": "final"}]
     no_growth = {"diff-baseline--final.json": synth.diff("baseline", "final", (1.7e9 + 60, 1.7e9 + 299), [
-        synth.site("demo_engine/storage.py", 94, 1024)])}
+        synth.site("memsoak/demo_engine/storage.py", 94, 1024)])}
     sampled = {"alloc_mode": "sampled", "config": {"sample_bytes": 524288, "sample_frames": 32}}
 
     def heap_verdict(name, growth_mb, health, diffs=None):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import reports_synth as synth
-from reports.stats.attribution import net_growth, rank_sites, rank_types, resource_growth
+from memsoak.reports.stats.attribution import net_growth, rank_sites, rank_types, resource_growth
 
 T = [("2026-01-01T00:0%d" % i, "2026-01-01T00:0%d" % (i + 1)) for i in range(4)]
 
@@ -20,11 +20,11 @@ def test_a_site_growing_every_interval_outranks_a_bigger_one_off():
     assert (ranked[0].intervals_grown, ranked[0].intervals, ranked[0].growth) == (3, 3, 3000)
     big = next(s for s in ranked if s.key == "big.py:5")
     assert not big.consistent
-    assert ranked[0].traceback == ["app.py:10", "demo_engine/app.py:99"]   # hook frames filtered
+    assert ranked[0].traceback == ["app.py:10", "memsoak/demo_engine/app.py:99"]   # hook frames filtered
 
 
 def test_hook_sites_are_dropped_and_a_single_diff_ranks_by_growth():
-    diffs = [synth.diff("warmup", "final", T[0], [synth.site("profiler/sampler.py", 1, 9999),
+    diffs = [synth.diff("warmup", "final", T[0], [synth.site("memsoak/profiler/sampler.py", 1, 9999),
                                                    synth.site("a.py", 1, 10), synth.site("b.py", 2, 20)])]
     ranked = rank_sites(diffs, top_n=5)
     assert [s.key for s in ranked] == ["b.py:2", "a.py:1"]

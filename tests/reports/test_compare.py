@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import reports
+from memsoak import reports
 import reports_synth as synth
 
 

@@ -1,15 +1,15 @@
-"""reports/verdict/decision.py: classify_window's rules on their own, with no series and no prose."""
+"""memsoak/reports/verdict/decision.py: classify_window's rules on their own, with no series and no prose."""
 import dataclasses
 import json
 
 import pytest
 
-from reports.render.render_json import to_plain
-from reports.stats.attribution import NetGrowth
-from reports.stats.trend import Drift, Trend
-from reports.verdict.decision import Below, Findings, Rule, Why, decide, decide_memory
-from reports.verdict.explain import explain
-from reports.verdict.verdicts import Verdict
+from memsoak.reports.render.render_json import to_plain
+from memsoak.reports.stats.attribution import NetGrowth
+from memsoak.reports.stats.trend import Drift, Trend
+from memsoak.reports.verdict.decision import Below, Findings, Rule, Why, decide, decide_memory
+from memsoak.reports.verdict.explain import explain
+from memsoak.reports.verdict.verdicts import Verdict
 
 MB = 1024 * 1024
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reports.stats.rates import op_series, per_op_rates, project, which_action
-from reports.settings import resolve
+from memsoak.reports.stats.rates import op_series, per_op_rates, project, which_action
+from memsoak.reports.settings import resolve
 
 
 def _swept_counts(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from reports import outcome
-from reports.settings import SETTINGS, SettingError, resolve
+from memsoak.reports import outcome
+from memsoak.reports.settings import SETTINGS, SettingError, resolve
 
 
 def test_every_setting_has_a_typed_default_and_help():

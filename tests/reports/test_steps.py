@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import reports
+from memsoak import reports
 import reports_synth as synth
-from reports.verdict.analysis import SPECS, classify
-from reports.settings import resolve
-from reports.stats.steps import remove_snapshot_steps
+from memsoak.reports.verdict.analysis import SPECS, classify
+from memsoak.reports.settings import resolve
+from memsoak.reports.stats.steps import remove_snapshot_steps
 
 MB = synth.MB
 SNAPSHOTS = [600.0, 1200.0, 1800.0, 2400.0]

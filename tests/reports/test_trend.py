@@ -1,4 +1,4 @@
-"""reports/stats/trend.py: which slope test a window gets, and what that buys and guards against.
+"""memsoak/reports/stats/trend.py: which slope test a window gets, and what that buys and guards against.
 
 The bench (bench/verdict_synthetic.py) measures rates over thousands of series; these tests pin
 the behaviour on a few dozen fixed seeds, fast enough for every run.
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import reports_synth as synth
-from reports.stats.trend import gls_ar1, ols_ar1, slope_test, trend_test
+from memsoak.reports.stats.trend import gls_ar1, ols_ar1, slope_test, trend_test
 
 MB = synth.MB
 ALPHA = 0.01

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.verdict.analysis import SPECS, classify
-from reports.stats.warmup import TAIL_BIAS, TAU_MARGIN, fill_tail, find_warmup
+from memsoak.reports.verdict.analysis import SPECS, classify
+from memsoak.reports.stats.warmup import TAIL_BIAS, TAU_MARGIN, fill_tail, find_warmup
 import reports_synth as synth
 
 MB = synth.MB

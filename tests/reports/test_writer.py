@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import reports
+from memsoak import reports
 import reports_synth as synth
 
 
@@ -20,9 +20,9 @@ def leaky_run(tmp_path):
     heap = 40 + 25 * t / 3600 + rng.normal(0, 0.02, len(t))
     diffs = {
         "diff-warmup--cp1.json": synth.diff("warmup", "cp1", ("2026-01-01T00:01", "2026-01-01T00:02"),
-                                            [synth.site("demo_engine/leaks.py", 42, 64000), synth.site("a.py", 3, 90000)]),
+                                            [synth.site("memsoak/demo_engine/leaks.py", 42, 64000), synth.site("a.py", 3, 90000)]),
         "diff-cp1--final.json": synth.diff("cp1", "final", ("2026-01-01T00:02", "2026-01-01T00:03"),
-                                           [synth.site("demo_engine/leaks.py", 42, 64000), synth.site("a.py", 3, -90000)]),
+                                           [synth.site("memsoak/demo_engine/leaks.py", 42, 64000), synth.site("a.py", 3, -90000)]),
     }
     requests = [{"method": "POST", "name": "/api/engine/chat/sessions", "num_requests": 10, "num_failures": 2,
                  "median_ms": 20, "p95_ms": 40, "p99_ms": 50, "avg_ms": 22, "rps": 1.0, "failures": {"429 Too Many": 2}}]
@@ -36,8 +36,8 @@ def test_write_reports_produces_every_file_and_they_parse(leaky_run):
     data = json.loads((leaky_run / "report.json").read_text())
     assert data["outcome"] == "leak" and data["exit_code"] == 10 and data["samples"] == 720
     assert "rows" not in data and {s["name"] for s in data["signals"]} >= {"rss", "heap", "open_fds"}
-    assert data["sites"][0]["key"] == "demo_engine/leaks.py:42" and data["sites"][0]["consistent"]
-    assert all("profiler/" not in frame for frame in data["sites"][0]["traceback"])
+    assert data["sites"][0]["key"] == "memsoak/demo_engine/leaks.py:42" and data["sites"][0]["consistent"]
+    assert all("memsoak/profiler/" not in frame for frame in data["sites"][0]["traceback"])
 
 
 def test_junit_has_one_case_per_check_and_a_leak_is_a_failure(leaky_run):
@@ -55,7 +55,7 @@ def test_html_is_self_contained(leaky_run):
     report = reports.analyze(reports.load_run(leaky_run))
     reports.write_reports(report, leaky_run)
     html = (leaky_run / "report.html").read_text()
-    assert "<svg" in html and "demo_engine/leaks.py:42" in html and "429 Too Many" in html
+    assert "<svg" in html and "memsoak/demo_engine/leaks.py:42" in html and "429 Too Many" in html
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=\s*[\"']?https?://", html, re.I)
     assert not re.search(r"@import|url\(\s*[\"']?https?://", html, re.I)
 

@@ -24,7 +24,7 @@ def engine_processes(port: str) -> list[int]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "demo_engine" in cmdline and "--port" in cmdline and port in cmdline:
+        if "memsoak.demo_engine" in cmdline and "--port" in cmdline and port in cmdline:
             found.append(proc.pid)
     return found
 

@@ -61,13 +61,13 @@ def soak(tmp_path: Path, python: Path, port: int, *extra: str, timeout_s: float 
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # the engine's code from this checkout, nothing else
     cmd = [sys.executable, "-m", "memsoak.cli", "soak", "--host", f"http://127.0.0.1:{port}",
            "--results", str(tmp_path / "results"), "--start-timeout-s", "60", "--stop-grace-s", "10",
-           *extra, "--", str(python), "-m", "demo_engine", "--host", "127.0.0.1", "--port", str(port)]
+           *extra, "--", str(python), "-m", "memsoak.demo_engine", "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=tmp_path)
 
 
 def serving(port: int) -> list[int]:
     return [p.pid for p in psutil.process_iter(["cmdline"])
-            if "demo_engine" in (p.info["cmdline"] or []) and str(port) in (p.info["cmdline"] or [])]
+            if "memsoak.demo_engine" in (p.info["cmdline"] or []) and str(port) in (p.info["cmdline"] or [])]
 
 
 @pytest.mark.slow
@@ -134,7 +134,7 @@ def test_options_lists_every_setting_with_flag_env_var_conf_key_and_default() ->
                                     ("--api-key", "MEMSOAK_API_KEY", "api-key", "demo-key"),
                                     ("--sweep-phase-s", "MEMSOAK_SWEEP_PHASE_S", "sweep-phase-s", "60")):
         assert any(line.split()[1:5] == [flag, env, key, default] for line in lines if len(line.split()) > 4), flag
-    from reports.settings import SETTINGS
+    from memsoak.reports.settings import SETTINGS
     assert all(any(f" {s.flag} " in line for line in lines) for s in SETTINGS)
 
 
@@ -157,7 +157,7 @@ def test_the_readme_example_soaks_the_strict_engine_with_no_429(tmp_path: Path) 
     cut = argv.index("--")
     engine = argv[cut + 1:]
     if shutil.which(engine[0]) is None:  # not installed as a script: the same module
-        engine = [sys.executable, "-m", "demo_engine", *engine[1:]]
+        engine = [sys.executable, "-m", "memsoak.demo_engine", *engine[1:]]
     cmd = [sys.executable, "-m", "memsoak.cli", *argv[1:cut], "--host", f"http://127.0.0.1:{port}",
            "--results", str(tmp_path / "results"), "--status-interval-s", "10", "--", *engine]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=tmp_path,

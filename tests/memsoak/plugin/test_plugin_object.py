@@ -47,7 +47,7 @@ def test_the_plugin_imports_everything_at_module_top() -> None:
 
 
 def test_importing_the_plugin_imports_the_analysis_that_writes_the_report() -> None:
-    code = "import sys, memsoak.plugin; print('reports.verdict.analysis' in sys.modules, 'reports.render.writer' in sys.modules)"
+    code = "import sys, memsoak.plugin; print('memsoak.reports.verdict.analysis' in sys.modules, 'memsoak.reports.render.writer' in sys.modules)"
     out = _python(code)
     assert out.returncode == 0 and out.stdout.split() == ["True", "True"], out.stderr[-2000:]
 
@@ -55,16 +55,15 @@ def test_importing_the_plugin_imports_the_analysis_that_writes_the_report() -> N
 def test_a_broken_analysis_fails_at_start_not_at_the_end_of_the_soak(tmp_path: Path) -> None:
     """A `reports` whose analysis cannot import (a broken install) stops Locust before any load."""
     broken = tmp_path / "broken"
-    broken.mkdir()
-    shutil.copytree(ROOT / "reports", broken / "reports", ignore=shutil.ignore_patterns("__pycache__"))
-    writer = next((broken / "reports").rglob("writer.py"))   # wherever the layout keeps the report writer
+    shutil.copytree(ROOT / "memsoak", broken / "memsoak", ignore=shutil.ignore_patterns("__pycache__"))
+    writer = next((broken / "memsoak" / "reports").rglob("writer.py"))   # wherever the layout keeps the report writer
     writer.write_text("raise ImportError('jinja2 is broken in this install')\n")
     results = tmp_path / "results"
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles"), "--headless", "-u", "1", "-r", "1",
+    cmd = [sys.executable, "-m", "locust", "-f", str(broken / "memsoak" / "locustfiles"), "--headless", "-u", "1", "-r", "1",
            "-t", "60s", "--host", "http://127.0.0.1:9", "--hook-url", "http://127.0.0.1:9",
            "--results-dir", str(results)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": f"{broken}{os.pathsep}{ROOT}"})
+                         env={**os.environ, "PYTHONPATH": str(broken)})
     assert out.returncode != 0
     assert "jinja2 is broken in this install" in out.stderr
     assert not results.exists()   # no run directory: it failed before the test started

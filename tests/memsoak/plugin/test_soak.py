@@ -19,7 +19,7 @@ LEAK_CODE = 10
 def planted_leak(run: Background, procs: Procs, folder: Path) -> tuple[int, str, str]:
     """A 30 s soak of an engine with session_state planted: its exit code, output and planted line."""
     demo = run.engine(folder, leaks=["session_state:200000"])
-    planted = demo.health()["leaks"]["session_state"]["site"]  # e.g. demo_engine/leaks.py:46
+    planted = demo.health()["leaks"]["session_state"]["site"]  # e.g. memsoak/demo_engine/leaks.py:46
     proc = procs.start(locust_cmd(demo, folder, "--checkpoint-interval-s", "8", run_time=30), "locust")
     return wait(proc, 240), output(proc), planted
 

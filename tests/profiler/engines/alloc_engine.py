@@ -37,7 +37,7 @@ class Handler(BaseHTTPRequestHandler):
             plant(int(query.get("n", "1000")))
             body["kept"] = len(KEPT)
         elif url.path == "/break":
-            import profiler
+            from memsoak import profiler
 
             def boom():
                 raise RuntimeError("planted probe failure")
