@@ -21,7 +21,7 @@ docker=${DOCKER:-docker}
 if [ -z "${COMPOSE:-}" ]; then
   if "$docker" compose version >/dev/null 2>&1; then COMPOSE="$docker compose"
   elif command -v docker-compose >/dev/null 2>&1; then COMPOSE="docker-compose"
-  else echo "headless-soak: neither 'docker compose' nor 'docker-compose' found: install Docker Compose" >&2; exit 13
+  else echo "headless-soak: neither 'docker compose' nor 'docker-compose' found: install Docker Compose" >&2; exit 13  # bad_config
   fi
 fi
 workers=${SOAK_WORKERS:-}
@@ -36,7 +36,7 @@ export MASTER_HEADLESS=true SOAK_WORKERS="$workers"
 $COMPOSE "$@" up -d --scale locust-worker="$workers" locust-master locust-worker
 # shellcheck disable=SC2086
 master=$($COMPOSE "$@" ps -q locust-master)
-[ -n "$master" ] || { echo "headless-soak: the locust-master container did not start" >&2; exit 13; }
+[ -n "$master" ] || { echo "headless-soak: the locust-master container did not start" >&2; exit 13; }  # bad_config
 
 stopping=
 # shellcheck disable=SC2317  # called by the trap

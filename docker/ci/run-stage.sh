@@ -24,7 +24,8 @@ stage_started=$(date +%s)
 export DOCKER=/usr/bin/docker            # Debian's client, matching Debian's dockerd
 export COMPOSE=/usr/bin/docker-compose   # v1: what Debian ships; v2 takes the same arguments
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
-LEAK=10  # the soak's exit code for a leak (docs/CONTRACTS.md)
+# the soak's exit code for a leak, read from the contract (memsoak/contract.py, stdlib only)
+LEAK=$(PYTHONPATH="$repo" python3 -c 'from memsoak.contract import EXIT_CODES, LEAK; print(EXIT_CODES[LEAK])')
 
 step_started=$stage_started
 step() {
@@ -154,7 +155,7 @@ echo "headless-soak.sh exit code: $code"
 [ "$(run_count)" = $((before + 1)) ] || fail "expected exactly one new run directory"
 run=$(newest_run)
 check_report "$run" "$code"
-case $code in 0|10) ;; *) fail "the master exited $code: not a verdict (0 pass, 10 leak)";; esac
+case $code in 0|"$LEAK") ;; *) fail "the master exited $code: not a verdict (0 pass, $LEAK leak)";; esac
 grep -q "^memsoak $run: " "$work/master.log" || fail "the verdict line did not reach the terminal"
 python3 - "$work/results/$run" <<'PY' || fail "the master's report is incomplete"
 import json, sys, pathlib
@@ -256,7 +257,7 @@ set -e
 tail -n 12 "$work/real.log"
 run=$(newest_run)
 check_report "$run" "$code"
-case $code in 0|10) ;; *) fail "the soak on the real-engine override exited $code: not a verdict";; esac
+case $code in 0|"$LEAK") ;; *) fail "the soak on the real-engine override exited $code: not a verdict";; esac
 python3 - "$work/results/$run/run.json" <<'PY' || fail "the hook did not run the stand-in engine's command"
 import json, sys
 health = json.load(open(sys.argv[1]))["health"]

@@ -2,7 +2,7 @@
 
 die() {
   echo "memsoak entrypoint: $*" >&2
-  exit 13  # bad_config, as in docs/CONTRACTS.md
+  exit 13  # bad_config (memsoak/contract.py; tests/memsoak/test_contract.py holds it equal)
 }
 
 need() {  # need VAR "what it is": fail early when a required setting is empty

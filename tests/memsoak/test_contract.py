@@ -70,6 +70,22 @@ def test_exit_codes_and_event_types_are_defined_only_in_the_contract() -> None:
     assert not copies, "defined again outside memsoak/contract.py:\n" + "\n".join(copies)
 
 
+def test_the_shell_scripts_exit_with_the_contracts_codes() -> None:
+    """Shell cannot import the contract: each literal exit code there names its outcome, checked here."""
+    found = []
+    for script in sorted((ROOT / "docker").rglob("*.sh")) + [ROOT / ".ci" / "run"]:
+        for number, line in enumerate(script.read_text(encoding="utf-8").splitlines(), 1):
+            match = re.search(r"\bexit (1[0-9])\b", line)
+            if match:
+                outcome = re.search(r"#\s*([a-z_]+)", line)
+                found.append((f"{script.relative_to(ROOT)}:{number}", int(match.group(1)),
+                              outcome.group(1) if outcome else None))
+            assert not re.search(r"^[A-Z_]+=1[0-9]\b", line), f"{script.name}:{number} copies an exit code: {line}"
+    assert found, "no literal exit code found: the scan is broken"
+    for where, code, outcome in found:
+        assert contract.EXIT_CODES.get(outcome) == code, f"{where}: exit {code} is not the contract's {outcome!r}"
+
+
 def test_no_module_copies_the_sample_field_list() -> None:
     fields = set(contract.SAMPLE_FIELDS)
     copies = []
