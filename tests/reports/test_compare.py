@@ -66,3 +66,28 @@ def test_a_random_walk_leak_is_a_regression_against_a_clean_run(tmp_path):
     assert heap.trend.p_value > 0.01          # the slope test alone would have passed it
     assert reports.compare(base, leak).exit_code == 14
     assert reports.compare(base, other).exit_code == 0, reports.render_comparison(reports.compare(base, other))
+
+
+def _sampled_heap_report(tmp_path, name, seed, growth_mb):
+    """5 minutes at 1 s in sampled mode: the heap estimate moves in whole sampling means (512 KiB)."""
+    t = np.arange(300) * 1.0
+    rng = np.random.default_rng(seed)
+    mean_mb = 0.5
+    heap = 30 + mean_mb * np.round((growth_mb * t / t[-1] + rng.normal(0, 0.3, len(t))) / mean_mb)
+    rss = synth.clean("white", rng, t)
+    health = {"alloc_mode": "sampled", "config": {"sample_bytes": int(mean_mb * synth.MB)}}
+    run_dir = synth.write_run(tmp_path / name, synth.make_rows(t, rss, heap_mb=heap), health=health)
+    return reports.analyze(reports.load_run(run_dir))
+
+
+def test_a_sampled_heap_difference_under_the_samplers_resolution_is_not_a_regression(tmp_path):
+    # Issue 9: two clean 5-minute runs' sampled heaps differed by +24 MB/h [+15.5, +32.9], 1.6 MB
+    # over the window, and compare said REGRESSION (exit 14); the sampler's resolution is 2 MB here.
+    base, wobble = _sampled_heap_report(tmp_path, "base", 21, 0.0), _sampled_heap_report(tmp_path, "wobble", 22, 1.5)
+    heap = wobble.signal("heap")
+    assert heap.resolution == 4 * 0.5 * synth.MB and heap.verdict == "pass", heap.reason
+    delta = next(d for d in reports.compare(base, wobble).deltas if d.name == "heap")
+    assert delta.diff_ci_low > 0 and not delta.regression and "resolution" in delta.reason, delta.reason
+    assert reports.compare(base, wobble).exit_code == 0
+    leak = _sampled_heap_report(tmp_path, "leak", 23, 8.0)
+    assert reports.compare(base, leak).exit_code == 14

@@ -566,6 +566,8 @@ def analyze(run: RunData, settings: dict[str, Any] | None = None) -> Report:
     signals = [s for s in (analyse_signal(spec, rows, t_all, values, warmup_event_s, counts_all, snapshot_times,
                                           net_heap) for spec in specs) if s is not None]
     by_name = {s.name: s for s in signals}
+    if sampled_floor is not None and "heap" in by_name:
+        by_name["heap"].resolution = sampled_floor * MB   # the sampler's granularity (sampled_heap_floor_mb)
     health = hook_health(run)
     engine = tuple(str(p) for p in health.get("engine_packages") or [] if isinstance(p, str))
     sites = rank_sites(run.diffs, values.top_n, engine)

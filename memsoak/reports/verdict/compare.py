@@ -57,6 +57,11 @@ def _se(low: float, high: float) -> float:
     return max(high - low, 0.0) / (2 * Z95)
 
 
+def _window_h(trend) -> float:
+    """The analysed window's length in hours (the trend's growth is its slope times the window)."""
+    return trend.growth / trend.slope_per_h if trend.slope_per_h > 0 and math.isfinite(trend.growth) else 0.0
+
+
 def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) -> SignalDelta | None:
     if base.trend is None or cand.trend is None or base.unit != cand.unit:
         return None
@@ -82,12 +87,19 @@ def _delta(base: SignalReport, cand: SignalReport, min_rate_bytes_per_h: float) 
         # like it, the growth is the candidate's own.
         delta.regression, delta.reason = True, (f"grows beyond the floors and significantly faster than "
                                                 f"the base, which does not ({cand.reason})")
-    elif cand.unit == "bytes" and ct.significant and faster and diff >= min_rate_bytes_per_h:
+    elif (cand.unit == "bytes" and ct.significant and faster and diff >= min_rate_bytes_per_h
+          and diff * _window_h(ct) >= cand.resolution):
         # Against a known-good run, growth too small for a single-run verdict (a short run's floors)
         # still counts when it is significantly faster than the base by a practical margin.
         delta.regression = True
         delta.reason = (f"grows significantly faster than the base by {diff / MB:.2f} MB/h "
                         f"(below the single-run floors: {cand.reason})")
+    elif cand.unit == "bytes" and ct.significant and faster and diff >= min_rate_bytes_per_h:
+        # Issue 9: two clean 5-minute runs' sampled heaps differed by +24 MB/h [+15.5, +32.9]: 1.6 MB
+        # over the window, under the sampler's granularity. A difference the measurement cannot
+        # resolve is not a regression.
+        delta.reason = (f"grows faster than the base by {diff / MB:.2f} MB/h, {diff * _window_h(ct) / MB:.2f} MB "
+                        f"over the window: below the measurement's resolution of {cand.resolution / MB:.2f} MB")
     else:
         delta.reason = f"candidate {cand.verdict}, base {base.verdict}"
     return delta

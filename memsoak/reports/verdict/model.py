@@ -36,6 +36,7 @@ class SignalReport:
     projection: Projection | None = None
     evidence: str = ""         # which evidence drove the verdict (tests, sites, plateau)
     decide_after_s: float | None = None   # inconclusive: run length (s from start) that would decide
+    resolution: float = 0.0    # growth over the window the measurement cannot tell from none (sampled heap)
 
 
 @dataclass
