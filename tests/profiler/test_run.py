@@ -33,9 +33,13 @@ def test_engine_exit_status_is_memsoak_runs(alloc_engine) -> None:
 
 def test_engine_ignoring_sigterm_is_killed_after_the_grace_period(port: int, tmp_path) -> None:
     script = tmp_path / "stubborn.py"
-    script.write_text("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                      "time.sleep(120)\n")
-    started = start([sys.executable, str(script)], port, options=["--grace", "1"])
+    ready = tmp_path / "ignoring"
+    # The hook answers before the script's first line runs: signal only once SIGTERM is ignored
+    # (under load, a SIGTERM sent earlier killed the engine by default and memsoak-run exited 143).
+    script.write_text("import pathlib, signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      "pathlib.Path(sys.argv[1]).touch()\ntime.sleep(120)\n")
+    started = start([sys.executable, str(script), str(ready)], port, options=["--grace", "1"])
+    wait_for(ready.exists, timeout=60, what="the engine ignoring SIGTERM")
     members = started.tree()
     started.proc.send_signal(signal.SIGTERM)
     assert started.proc.wait(timeout=30) == 128 + signal.SIGKILL
