@@ -124,6 +124,11 @@ def rank_sites(diffs: list[dict[str, Any]], top_n: int, engine: tuple[str, ...] 
             if not entry.traceback:
                 entry.traceback = frames
                 entry.engine_frame = engine_frame(frames, engine)
+    return _ranked(table, top_n)
+
+
+def _ranked(table: dict[str, Suspect], top_n: int) -> list[Suspect]:
+    """The growing entries, those that grew in every interval first, then by share of intervals and growth."""
     for entry in table.values():
         entry.consistent = entry.intervals >= 2 and entry.intervals_grown == entry.intervals
     ranked = sorted(table.values(),
@@ -145,12 +150,7 @@ def rank_types(type_diffs: list[dict[str, Any]], top_n: int) -> list[Suspect]:
             entry.growth += grown
             entry.count_growth += grown
             entry.intervals_grown += 1 if grown > 0 else 0
-    for entry in table.values():
-        entry.consistent = entry.intervals >= 2 and entry.intervals_grown == entry.intervals
-    ranked = sorted(table.values(),
-                    key=lambda s: (s.consistent, s.intervals_grown / max(s.intervals, 1), s.growth),
-                    reverse=True)
-    return [s for s in ranked if s.growth > 0][:top_n]
+    return _ranked(table, top_n)
 
 
 @dataclass(frozen=True)
