@@ -106,7 +106,8 @@ def knobs_of(cls: type) -> tuple[Knob, ...]:
     parse, secret, cli, env, conf): a side that must not import memsoak (the hook, which engine
     images install as memsoak/profiler/ alone) writes the same dict itself (memsoak/profiler/config.py)."""
     out = []
-    for field in dataclasses.fields(cls):
+    # the hook's HookConfig is a dataclass look-alike (memsoak/profiler/config.py says why)
+    for field in getattr(cls, "__knob_fields__", None) or dataclasses.fields(cls):
         meta = field.metadata.get("knob")
         if meta is None:
             continue

@@ -1,13 +1,17 @@
-"""Hook settings: one dataclass read from the MEMSOAK_* environment, overridable in code.
+"""Hook settings: one frozen record read from the MEMSOAK_* environment, overridable in code.
 
 `memsoak-run` turns its flags into these environment variables, so a hook started by
 `sitecustomize` in any process of the engine's tree sees the same settings; `profiler.install()`
 takes the same names as keyword overrides. Bad values never raise into the engine: they fall back to
 the default and are reported once on stderr.
+
+Not a dataclass: `dataclasses` imports inspect, ast, dis and tokenize, ~1,300 objects that would sit
+in the engine's heap for good, walked by every full collection of its garbage collector (on an
+engine that churns small objects that is a measurable part of the hook's cost: docs/hook.md).
+`fields(HookConfig)` gives what `dataclasses.fields` would (name, type, default, metadata).
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import sys
@@ -46,11 +50,62 @@ def _knob(default: Any, env: str, parse: Any, help: str, cli: str | None = None,
     `limits`: inclusive range, a value outside warns and keeps the default."""
     meta = {"help": help, "env": env, "parse": parse, "cli": cli, "conf": False,
             "range": (limits[0], limits[1], True) if limits else None}
-    return dataclasses.field(default=default, metadata={"knob": meta})
+    return Field(default, {"knob": meta})
 
 
-@dataclasses.dataclass(frozen=True)
-class HookConfig:
+class Field:
+    """One declared setting: the attributes of dataclasses.Field that memsoak.knobs reads."""
+
+    __slots__ = ("name", "type", "default", "metadata")
+
+    def __init__(self, default: Any, metadata: dict[str, Any]) -> None:
+        self.name, self.type, self.default, self.metadata = "", "", default, metadata
+
+
+class _Frozen:
+    """An immutable record of the `Field`s its subclass declares, in declaration order."""
+
+    __knob_fields__: tuple[Field, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        declared = [(name, value) for name, value in vars(cls).items() if isinstance(value, Field)]
+        for name, field in declared:
+            field.name, field.type = name, cls.__annotations__[name]
+            delattr(cls, name)
+        cls.__knob_fields__ = tuple(field for _name, field in declared)
+
+    def __init__(self, **values: Any) -> None:
+        for field in self.__knob_fields__:
+            object.__setattr__(self, field.name, values.pop(field.name, field.default))
+        if values:
+            raise TypeError(f"{type(self).__name__}() got unexpected settings: {', '.join(values)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, field.name) for field in self.__knob_fields__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in self.__knob_fields__)
+        return f"{type(self).__name__}({shown})"
+
+
+def fields(record: Any) -> tuple[Field, ...]:
+    """The declared settings of a `_Frozen` class or instance, like dataclasses.fields."""
+    return record.__knob_fields__
+
+
+class HookConfig(_Frozen):
     """The hook's settings, typed; each field is declared once with its MEMSOAK_* variable."""
 
     host: str = _knob(DEFAULT_HOST, "MEMSOAK_HOOK_HOST", str,
@@ -92,9 +147,9 @@ class HookConfig:
 
     def public(self) -> dict[str, Any]:
         """The config as /health shows it: never the token itself."""
-        # vars(), not dataclasses.asdict(): fields() builds its tuple by resizing, and with more than
-        # 10 fields every call left one tuple in CPython's tuple free list (144 B per /health,
-        # counted as traced heap growth by tests/profiler/test_hook.py)
+        # vars(), no tuple built per call: with more than 10 fields a tuple built by resizing left one
+        # in CPython's tuple free list per /health (144 B, counted as traced heap growth by
+        # tests/profiler/test_hook.py)
         shown = dict(vars(self))
         shown["token"] = bool(self.token)
         return shown
@@ -102,9 +157,9 @@ class HookConfig:
 
 # field name -> (environment variable, parser), and the inclusive ranges, read once from the fields
 ENV: dict[str, tuple[str, Any]] = {
-    f.name: (f.metadata["knob"]["env"], f.metadata["knob"]["parse"]) for f in dataclasses.fields(HookConfig)}
+    f.name: (f.metadata["knob"]["env"], f.metadata["knob"]["parse"]) for f in fields(HookConfig)}
 _LIMITS: dict[str, tuple[Any, Any]] = {
-    f.name: f.metadata["knob"]["range"][:2] for f in dataclasses.fields(HookConfig) if f.metadata["knob"]["range"]}
+    f.name: f.metadata["knob"]["range"][:2] for f in fields(HookConfig) if f.metadata["knob"]["range"]}
 
 
 def knobs() -> tuple[Any, ...]:

@@ -5,7 +5,8 @@ third-party package (memsoak/reports/stats/attribution.py walks past those frame
 pip-installed (a Docker image, say) lives in site-packages too, and the walk then ran past all of
 it to the console script's stub (`/usr/local/bin/memsoak-demo-engine:8`). The hook therefore says,
 in /health, which top-level packages are the engine: the module of `python -m NAME`, the module a
-console script runs (its entry point, looked up in the engine's own environment), and every
+console script runs (read from the script's own `from MODULE import FUNC` line, as pip writes it,
+else its entry point in the engine's environment), and every
 `module:attribute` argument (`uvicorn app.main:app`). Servers that only launch the app are not
 the engine. Standard library only.
 """
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-from importlib import metadata
 
 LAUNCHERS = {"uvicorn", "gunicorn", "hypercorn", "daphne", "granian", "waitress", "celery", "python"}
+# pip's (distlib's) console-script stub: `from uvicorn.main import main`, then `sys.exit(main())`
+SCRIPT_IMPORT = re.compile(rb"^from\s+([A-Za-z_][\w.]*)\s+import\s+[A-Za-z_]\w*\s*$", re.M)
 APP_SPEC = re.compile(r"^([A-Za-z_][\w]*)(?:\.[\w]+)*:[A-Za-z_][\w.]*(?:\(.*\))?$")
 
 
@@ -24,9 +26,21 @@ def _top(name: str) -> str:
 
 
 def _script_module(path: str) -> str | None:
-    """The module a console script named like `path` runs, from the engine's entry points."""
+    """The module a console script named like `path` runs: read from the stub itself when it is
+    pip's, else from the engine's entry points. The stub first: importlib.metadata (and csv, zipfile,
+    email) would otherwise stay in the engine's heap, where every full collection walks them."""
+    try:
+        with open(path, "rb") as stub:
+            head = stub.read(4096)
+    except OSError:
+        head = b""
+    if head.startswith(b"#!"):
+        match = SCRIPT_IMPORT.search(head)
+        if match and match.group(1) != b"__future__":
+            return match.group(1).decode()
     name = os.path.basename(path)
     try:
+        from importlib import metadata
         points = metadata.entry_points(group="console_scripts")
     except Exception:   # a broken distribution's metadata must not break /health
         return None

@@ -14,8 +14,11 @@ import os
 import sys
 import threading
 import time
-import tracemalloc
 from typing import Any
+
+# tracemalloc's C half (what tracemalloc.py re-exports): is_tracing/start/get_traceback_limit without
+# tracemalloc.py, pickle and fnmatch in the engine's heap; snapshots import tracemalloc when they need it
+import _tracemalloc
 
 import psutil
 
@@ -125,8 +128,8 @@ class Hook:
                                    "mode: snapshots start tracemalloc at 1 frame")
                 _say(self.alloc_note)
                 mode = "tracemalloc"
-        if mode == "tracemalloc" and self.config.tracemalloc_frames > 0 and not tracemalloc.is_tracing():
-            tracemalloc.start(self.config.tracemalloc_frames)
+        if mode == "tracemalloc" and self.config.tracemalloc_frames > 0 and not _tracemalloc.is_tracing():
+            _tracemalloc.start(self.config.tracemalloc_frames)
         self.alloc_mode = mode
         if self.snapshots is not None:
             self.snapshots.source = mode
@@ -163,7 +166,7 @@ class Hook:
         return self._packages
 
     def health(self) -> dict[str, Any]:
-        tracing = tracemalloc.is_tracing()
+        tracing = _tracemalloc.is_tracing()
         # read once: psutil reads /proc/PID/cmdline in text mode, which leaves names alive in
         # CPython's type attribute cache at each call (docs/hook.md, "the hook's own footprint")
         cmdline = self._cmdline
@@ -180,7 +183,7 @@ class Hook:
             "errors": self.errors.as_dict(), "last_seq": self.ring.last_seq,
             "ring": {"capacity": self.ring.capacity, "bytes": self.ring.nbytes},
             "tracing": tracing,
-            "tracemalloc_frames": tracemalloc.get_traceback_limit() if tracing else 0,
+            "tracemalloc_frames": _tracemalloc.get_traceback_limit() if tracing else 0,
             "alloc_mode": self.alloc_mode, "alloc_note": self.alloc_note,
             "alloc_sampler": alloc_sampler.stats() if self.alloc_mode == "sampled" else None,
             "cmdline": cmdline, "engine_packages": self._engine_packages(cmdline),

@@ -18,8 +18,9 @@ import gc
 import os
 import sys
 import threading
-import tracemalloc
 import weakref
+
+import _tracemalloc  # tracemalloc's C half: no tracemalloc.py (and pickle) in the engine for two reads
 from typing import Any, Callable
 
 import psutil
@@ -99,9 +100,9 @@ def uss(proc: psutil.Process) -> dict[str, Any]:
 
 
 def traced() -> dict[str, Any]:
-    if not tracemalloc.is_tracing():
+    if not _tracemalloc.is_tracing():
         return {"traced_current_bytes": None, "traced_peak_bytes": None}
-    current, peak = tracemalloc.get_traced_memory()
+    current, peak = _tracemalloc.get_traced_memory()
     return {"traced_current_bytes": current, "traced_peak_bytes": peak}
 
 

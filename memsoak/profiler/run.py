@@ -13,7 +13,6 @@ descendant left behind. `--pid PID` samples an existing process from outside ins
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ import psutil
 
 from . import memray_support
 from .config import _LIMITS, ALLOC_MODES, HookConfig, load_config
+from .config import fields as config_fields
 
 BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "boot")
 HOOK_PATH = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         description="Run COMMAND with memsoak's hook in every Python process it starts.",
         epilog="example: memsoak-run --port 9477 -- uvicorn app:app --workers 2")
     # The hook's own settings: each flag, its variable, default and meaning from its HookConfig field.
-    for field in dataclasses.fields(HookConfig):
+    for field in config_fields(HookConfig):
         knob = field.metadata["knob"]
         if not knob["cli"]:
             continue
@@ -105,7 +105,7 @@ def hook_env(args: argparse.Namespace) -> dict[str, str]:
     Each flag's variable is the one its HookConfig field declares (memsoak/profiler/config.py), so the flag
     and the hook cannot disagree on a name."""
     env: dict[str, str] = {}
-    for field in dataclasses.fields(HookConfig):
+    for field in config_fields(HookConfig):
         knob = field.metadata["knob"]
         value = getattr(args, field.name, None) if knob["cli"] else None
         if value is None or value is False:

@@ -8,7 +8,6 @@ tree is forwarded to that peer's hook. Every handler failure becomes a JSON 500 
 """
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import socket
@@ -213,6 +212,7 @@ class Handler(BaseHTTPRequestHandler):
             return True
         header = self.headers.get("Authorization", "")
         given = header[7:] if header.startswith("Bearer ") else query.get("token", [""])[0]
+        import hmac  # only with a token: hashlib & co stay out of the engine otherwise
         return hmac.compare_digest(given.encode(), backend.token.encode())
 
     def _forward(self, backend: Backend, method: str, path: str,

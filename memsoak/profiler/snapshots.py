@@ -24,9 +24,11 @@ import shutil
 import tempfile
 import threading
 import time
-import tracemalloc
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tracemalloc  # imported when a tracemalloc snapshot is taken: never in sampled mode
 
 from . import alloc_sampler
 from .config import DEFAULT_SAMPLE_FRAMES, DEFAULT_SNAPSHOT_FRAMES
@@ -42,7 +44,10 @@ class UnknownLabel(KeyError):
 
 
 def _is_hidden(filename: str) -> bool:
-    return filename.startswith(_HOOK_DIR + os.sep) or filename == tracemalloc.__file__
+    return filename.startswith(_HOOK_DIR + os.sep) or filename == _TRACEMALLOC_FILE
+
+
+_TRACEMALLOC_FILE = os.path.join(os.path.dirname(os.__file__), "tracemalloc.py")
 
 
 class _BoundedStore:
@@ -216,6 +221,7 @@ class SnapshotStore:
             raise AllocTrackingOff()
         if self.source == "sampled":
             return self._take_sampled(label)
+        import tracemalloc
         started = False
         if not tracemalloc.is_tracing():
             tracemalloc.start(DEFAULT_SNAPSHOT_FRAMES)

@@ -42,15 +42,13 @@ def test_allocation_mode_and_sampling_settings(capsys) -> None:
 
 
 def test_each_memsoak_run_flag_sets_the_variable_its_hook_field_declares() -> None:
-    import dataclasses
-
-    from memsoak.profiler.config import HookConfig, load_config
+    from memsoak.profiler.config import HookConfig, fields, load_config
     from memsoak.profiler.run import hook_env, parse_args
 
     values = {"port": "9500", "host": "127.0.0.1", "token": "t0ken", "interval": "2.5",
               "tracemalloc_frames": "3", "alloc_mode": "tracemalloc", "sample_bytes": "4096", "sample_frames": "7"}
     argv: list[str] = []
-    for field in dataclasses.fields(HookConfig):
+    for field in fields(HookConfig):
         flag = field.metadata["knob"]["cli"]
         if flag:
             argv += [flag] if field.type == "bool" else [flag, values[field.name]]

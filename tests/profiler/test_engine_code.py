@@ -25,3 +25,15 @@ def test_a_console_script_is_resolved_through_its_entry_point():
     # memsoak's own console scripts are installed in this environment
     assert engine_packages([sys.executable, "/any/bin/memsoak-demo-engine", "--port", "1"]) == ["memsoak"]
     assert engine_packages([sys.executable, "/any/bin/no-such-script-here"]) == []
+
+
+def test_a_pip_stub_is_read_without_the_entry_points(tmp_path):
+    # pip's console-script stub names its module; a name no distribution declares proves the stub
+    # itself was read, and a stub of another shape still falls back to the entry points
+    stub = tmp_path / "their-engine"
+    stub.write_text("#!/usr/bin/python3\n# -*- coding: utf-8 -*-\nimport re\nimport sys\n"
+                    "from their_engine.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n")
+    assert engine_packages([sys.executable, str(stub), "--port", "1"]) == ["their_engine"]
+    other = tmp_path / "memsoak-demo-engine"
+    other.write_text("#!/bin/sh\nexec python -m somewhere \"$@\"\n")
+    assert engine_packages([sys.executable, str(other)]) == ["memsoak"]
