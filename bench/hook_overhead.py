@@ -247,6 +247,18 @@ def loadgen(url: str, seconds: float, concurrency: int, hook_url: str | None, ta
 
 
 # ---------------------------------------------------------------- engines and rounds
+# --pin: the engine alone on the last CPU, the load generators (and this script) on the others. On a
+# shared VM one vCPU can run a few % slower than the other for minutes (measured here: two identical
+# processes pinned one per vCPU differed by 2-3% in median, with per-block times barely correlated),
+# so an engine that migrates between them carries that difference into its turn.
+PIN: dict[str, set[int] | None] = {"engine": None, "load": None}
+
+
+def _pinned(role: str):
+    cpus = PIN[role]
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 class Engine:
     def __init__(self, name: str, hook: tuple[list[str], dict[str, str]] | None, stand_in: Path | None,
                  sample_bytes: int | None = None, rows: int = 4000) -> None:
@@ -269,7 +281,8 @@ class Engine:
                 self.hook_url = f"http://127.0.0.1:{hook_port}"
             command = [sys.executable, "-m", "memsoak.profiler.run", "--port", str(hook_port), *hook_options,
                        "--", *command]
-        self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, env=env)
+        self.proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, env=env,
+                                     preexec_fn=_pinned("engine"))
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -342,7 +355,8 @@ def run_load(engine: Engine, seconds: float, concurrency: int, processes: int) -
         commands.append(command)
     seq_before = _hook_json(engine.hook_url, "/health")["last_seq"] if engine.hook_url else 0
     cpu_before, wait_before = engine.cpu_seconds(), engine.runqueue_wait_seconds()
-    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_pinned("load"))
+             for c in commands]
     parts = []
     for proc in procs:
         out, err = proc.communicate(timeout=seconds + 120)
@@ -428,6 +442,8 @@ def bench(rounds: int, seconds: float, concurrency: int, engine_kind: str, modes
         title += "; CONCURRENT turns (all modes loaded at once, sharing the CPUs)"
     if restart_every:
         title += f"; engines restarted every {restart_every} rounds"
+    if PIN["engine"]:
+        title += f"; engines pinned to CPU {sorted(PIN['engine'])}, load to CPUs {sorted(PIN['load'])}"
     return table(results, modes[0], rounds, seconds, concurrency, title, sample_bytes, processes,
                  f"load average (1, 5, 15 min) before {load_before}, after {_load_average()}; "
                  f"{os.cpu_count()} CPUs")
@@ -497,6 +513,9 @@ def main() -> None:
     parser.add_argument("--concurrent", action="store_true",
                         help="load every mode at once each round instead of in turn (a cross-check on a "
                              "noisy machine: the CPUs are shared, so compare CPU ratios, not saturation)")
+    parser.add_argument("--pin", action="store_true",
+                        help="engines on the last CPU, load generators on the others (needs 2+ CPUs): "
+                             "turns then differ by mode, not by which vCPU the engine ran on")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="", help=argparse.SUPPRESS)
     parser.add_argument("--hook-url", help=argparse.SUPPRESS)
@@ -515,6 +534,12 @@ def main() -> None:
     if args.sample_bytes is not None and not 1024 <= args.sample_bytes <= 1 << 30:
         raise SystemExit("bench: --sample-bytes must be within 1024..1073741824")
     engine_kind = "stand-in" if args.stand_in else args.engine
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("bench: --pin needs 2 or more CPUs; run without it")
+        PIN["engine"], PIN["load"] = {cpus[-1]}, set(cpus[:-1])
+        os.sched_setaffinity(0, PIN["load"])
     print(bench(args.rounds, args.seconds, args.concurrency, engine_kind, modes, args.sample_bytes,
                 args.load_processes, args.rows, args.concurrent, args.restart_every))
 
