@@ -4,8 +4,9 @@ Starts ENGINE COMMAND under `memsoak-run` (the hook in every Python process it s
 the engine answers at --host + --ready-path and the hook at its /health (bounded by
 --start-timeout-s, and it says what it waits for), runs a headless Locust soak with the shipped
 locustfiles and the memsoak plugin, stops the engine, and exits with the run's code (0 pass, 10 leak,
-11 RSS limit, 12 engine lost, 13 bad configuration). An engine whose hook cannot start (psutil
-missing in its environment, say) is never soaked unhooked: that is exit 13 with the reason.
+11 RSS limit, 12 engine lost, 13 bad configuration). An engine whose hook cannot start (an
+interpreter that cannot import it, or off Linux one without psutil) is never soaked unhooked: that
+is exit 13 with the reason.
 
 Options soak does not know itself (`--api-key`, `--extra-headers`, `--rss-limit-mb`, any Locust
 option; `memsoak options` lists memsoak's) go to Locust unchanged.
@@ -116,8 +117,9 @@ class Engine:
                                  f"its log ends: {self.log_tail() or '(empty)'}")
             if failure := self.hook_failure():
                 raise StartError(f"the hook could not start inside the engine, so it is not soaked unhooked: "
-                                 f"{failure}. Install psutil in the engine's own environment (the interpreter "
-                                 f"named above), e.g. <venv>/bin/pip install psutil")
+                                 f"{failure}. Fix it, or make the hook importable by the engine's own interpreter "
+                                 f"(the one named above): `<venv>/bin/pip install memsoak` there puts the hook "
+                                 f"and psutil in its environment")
             if answered_at is None and _answers(ready_url, any_below_500=True):
                 answered_at = time.monotonic()
             if answered_at is not None:

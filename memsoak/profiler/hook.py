@@ -20,9 +20,7 @@ from typing import Any
 # tracemalloc.py, pickle and fnmatch in the engine's heap; snapshots import tracemalloc when they need it
 import _tracemalloc
 
-import psutil
-
-from . import alloc_sampler, engine_code, metrics, peers
+from . import alloc_sampler, engine_code, metrics, peers, procinfo
 from .config import PEER_PORT_SPAN, HookConfig, is_loopback, load_config
 from .ring import SampleRing
 from .sampler import FLOAT_FIELDS, SAMPLE_FIELDS, ErrorCounts, Sampler, in_process_probes
@@ -167,13 +165,13 @@ class Hook:
 
     def health(self) -> dict[str, Any]:
         tracing = _tracemalloc.is_tracing()
-        # read once: psutil reads /proc/PID/cmdline in text mode, which leaves names alive in
-        # CPython's type attribute cache at each call (docs/hook.md, "the hook's own footprint")
+        # read once (psutil, the fallback off Linux, reads it in text mode, which leaves names
+        # alive in CPython's type attribute cache at each call: docs/hook.md, "the hook's own footprint")
         cmdline = self._cmdline
         if cmdline is None:
             try:
-                cmdline = psutil.Process(self.pid).cmdline()
-            except psutil.Error:
+                cmdline = procinfo.process(self.pid).cmdline()
+            except Exception:   # OSError, psutil.Error: not readable here
                 cmdline = list(sys.argv)
             self._cmdline = cmdline
         return {

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-import psutil
+from .procinfo import alive as _alive
 
 
 def register(peer_dir: str, pid: int, port: int, primary: bool) -> str | None:
@@ -46,7 +46,7 @@ def list_peers(peer_dir: str | None, own_pid: int) -> list[dict[str, Any]]:
             continue
         path = os.path.join(peer_dir, name)
         try:
-            with open(path, "rb") as handle:  # binary: see probes._read_proc on text mode
+            with open(path, "rb") as handle:  # binary: see procinfo.read_proc on text mode
                 entry = json.loads(handle.read())
             pid, port = int(entry["pid"]), int(entry["port"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -58,14 +58,6 @@ def list_peers(peer_dir: str | None, own_pid: int) -> list[dict[str, Any]]:
             continue
         found.append({"pid": pid, "port": port})
     return found
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a killed worker whose parent has not reaped it yet)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def forward(host: str, port: int, method: str, path_and_query: str, token: str | None,

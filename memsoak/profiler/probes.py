@@ -2,8 +2,8 @@
 
 Every probe is called by the sampler inside its own try/except, so a failing probe costs only its
 fields (null) and one count in the error table. Probes read the kernel's view of the process
-(`/proc` via psutil, or directly where psutil would scan every process on the machine) and the
-interpreter's own counters; none of them takes a lock the engine holds.
+(`/proc`, through `procinfo`: read directly on Linux, psutil elsewhere) and the interpreter's own
+counters; none of them takes a lock the engine holds.
 
 Asyncio tasks: the hook runs no event loop and patches nothing. CPython keeps every task it has not
 yet garbage-collected in a module-level weak set (`asyncio.tasks._all_tasks` on 3.11,
@@ -23,15 +23,14 @@ import weakref
 import _tracemalloc  # tracemalloc's C half: no tracemalloc.py (and pickle) in the engine for two reads
 from typing import Any, Callable
 
-import psutil
+from .procinfo import PAGE_SIZE, read_proc
 
 Probe = Callable[[], dict[str, Any]]
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+Process = Any   # procinfo.process(pid) or a psutil.Process: the same few methods
 _HAS_PROC_CHILDREN = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
 
 
-def memory(proc: psutil.Process) -> dict[str, Any]:
+def memory(proc: Process) -> dict[str, Any]:
     info = proc.memory_info()
     return {"rss_bytes": info.rss, "vms_bytes": info.vms}
 
@@ -40,39 +39,21 @@ def _proc_children(pid: int) -> list[int]:
     found: list[int] = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            found.extend(int(child) for child in _read_proc(f"/proc/{pid}/task/{tid}/children").split())
+            found.extend(int(child) for child in read_proc(f"/proc/{pid}/task/{tid}/children").split())
         except OSError:  # the thread ended while we looked
             continue
     return found
 
 
-def _read_proc(path: str) -> bytes:
-    """A small /proc file, read raw: no text-mode open() in the sampler.
-
-    A text-mode open() makes CPython 3.11 look attributes up by names it creates afresh at each call
-    (codec lookups), and the interpreter's type attribute cache keeps up to 4096 such names alive:
-    measured under the hook at 1 Hz on an idle engine, +16 KB of traced heap in 4 minutes, still
-    rising, which a soak reads as the engine's own Python heap growth.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = [os.read(fd, 65536)]
-        while chunks[-1] and len(chunks) < 64:  # /proc files are small; bounded anyway
-            chunks.append(os.read(fd, 65536))
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def _statm_rss(pid: int) -> int:
-    return int(_read_proc(f"/proc/{pid}/statm").split()[1]) * _PAGE
+    return int(read_proc(f"/proc/{pid}/statm").split()[1]) * PAGE_SIZE
 
 
-def tree(proc: psutil.Process) -> dict[str, Any]:
+def tree(proc: Process) -> dict[str, Any]:
     """RSS summed over the process and all its descendants (multi-worker servers).
 
-    On Linux it walks /proc/PID/task/TID/children, which costs O(tree); psutil's children()
-    would read /proc/*/stat for every process on the machine each second.
+    On Linux it walks /proc/PID/task/TID/children, which costs O(tree); psutil's children() (the
+    fallback elsewhere) would read /proc/*/stat for every process on the machine each second.
     """
     if _HAS_PROC_CHILDREN:
         total, count, pending = 0, 0, [proc.pid]
@@ -90,12 +71,12 @@ def tree(proc: psutil.Process) -> dict[str, Any]:
     for member in members:
         try:
             total += member.memory_info().rss
-        except psutil.Error:
+        except Exception:   # psutil.Error: exited while we looked
             continue
     return {"tree_rss_bytes": total, "tree_procs": len(members)}
 
 
-def uss(proc: psutil.Process) -> dict[str, Any]:
+def uss(proc: Process) -> dict[str, Any]:
     return {"uss_bytes": proc.memory_full_info().uss}
 
 
@@ -121,11 +102,11 @@ def gc_objects() -> dict[str, Any]:
     return {"gc_objects": len(gc.get_objects())}
 
 
-def open_fds(proc: psutil.Process) -> dict[str, Any]:
+def open_fds(proc: Process) -> dict[str, Any]:
     return {"open_fds": proc.num_fds()}
 
 
-def threads(proc: psutil.Process, own_threads: Callable[[], int]) -> dict[str, Any]:
+def threads(proc: Process, own_threads: Callable[[], int]) -> dict[str, Any]:
     """OS threads of the process minus the hook's own (sampler, server, request handlers)."""
     return {"threads": max(0, proc.num_threads() - own_threads())}
 

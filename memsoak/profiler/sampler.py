@@ -12,11 +12,9 @@ import threading
 import time
 from typing import Any, Callable
 
-import psutil
-
 from memsoak.contract import SAMPLE_FIELDS, SAMPLE_FLOAT_FIELDS as FLOAT_FIELDS  # noqa: F401  (stdlib only)
 
-from . import probes
+from . import probes, procinfo
 from .config import HookConfig
 from .ring import SampleRing
 
@@ -46,7 +44,7 @@ class ErrorCounts:
 
 
 def in_process_probes(config: HookConfig) -> dict[str, Callable[[], dict[str, Any]]]:
-    proc = psutil.Process()
+    proc = procinfo.process()   # /proc on Linux: no psutil in the engine's heap
     own_threads = probes.hook_thread_counter()
     table: dict[str, Callable[[], dict[str, Any]]] = {
         "memory": lambda: probes.memory(proc),

@@ -4,20 +4,23 @@ Every container the hook's modules create stays tracked by the engine's garbage 
 full collection walks all of them. On an engine that churns small objects that is a measurable part
 of the hook's cost (docs/hook.md, "the hook's own footprint"): before this test, starting the hook
 in a stdlib HTTP engine added ~5,700 tracked objects under pyenv's 3.11.7 (dataclasses + inspect, importlib.metadata,
-tracemalloc.py + pickle, hmac + hashlib); now ~3,000, most of them psutil's.
+tracemalloc.py + pickle, hmac + hashlib); then ~3,000, most of them psutil's; now ~900, with /proc read
+directly on Linux (memsoak/profiler/procinfo.py).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
 # imported by nothing the hook runs in sampled mode without a token; each was once, for good
-NOT_IMPORTED = ("dataclasses", "inspect", "importlib.metadata", "tracemalloc", "pickle", "hmac", "hashlib")
-# measured: 3,015 under pyenv's 3.11.7, 4,557 in CI's venv of Debian's 3.11.2 (fewer stdlib modules
-# loaded at start there); 5,716 before in the former, more in the latter
-MAX_TRACKED = 5000
+NOT_IMPORTED = ("dataclasses", "inspect", "importlib.metadata", "tracemalloc", "pickle", "hmac", "hashlib",
+                *(("psutil",) if os.path.exists("/proc/self/statm") else ()))
+# measured: 921 under pyenv's 3.11.7, 2,708 in a venv of Debian's 3.11.2 (which has not loaded typing
+# and contextlib at start; the hook imports them). Before procinfo: 3,015 and 4,557; before that 5,716
+MAX_TRACKED = 3200
 
 ENGINE = textwrap.dedent("""
     import gc, json, socket, sys, time

@@ -28,8 +28,9 @@ import memsoak
 from memsoak.engine import free_port
 
 REPO = Path(memsoak.__file__).resolve().parents[1]
-# uvicorn[standard]: its WebSocket support (websockets), as any engine serving WS would have it
-PINS = [f"{name}=={version(name.split('[')[0])}" for name in ("fastapi", "uvicorn[standard]", "pydantic", "psutil")]
+# uvicorn[standard]: its WebSocket support (websockets), as any engine serving WS would have it. No
+# psutil: on Linux the hook reads /proc itself and needs nothing in the engine's environment
+PINS = [f"{name}=={version(name.split('[')[0])}" for name in ("fastapi", "uvicorn[standard]", "pydantic")]
 
 
 def engine_venv() -> Path:
@@ -49,11 +50,13 @@ def engine_venv() -> Path:
     return venv
 
 
-def without_psutil(venv: Path, where: Path) -> Path:
-    copy = where / "venv-no-psutil"
+def hook_unimportable(venv: Path, where: Path) -> Path:
+    """A copy of VENV whose interpreter cannot import the hook (as one too old for it, or with a
+    broken install): a .pth line, run at start-up before the sitecustomize, blocks the package."""
+    copy = where / "venv-no-hook"
     shutil.copytree(venv, copy, symlinks=True)
-    subprocess.run([str(copy / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y", "psutil"],
-                   check=True, timeout=300, capture_output=True)
+    (site,) = (copy / "lib").glob("python3*/site-packages")
+    (site / "zz_block_memsoak_hook.pth").write_text('import sys; sys.modules["memsoak.profiler"] = None\n')
     return copy
 
 
@@ -103,12 +106,13 @@ def test_soak_runs_an_engine_from_its_own_venv_and_exits_with_the_verdict(tmp_pa
 
 @pytest.mark.slow
 def test_an_engine_whose_hook_cannot_start_is_refused_not_soaked_unhooked(tmp_path: Path) -> None:
-    venv = without_psutil(engine_venv(), tmp_path)
+    venv = hook_unimportable(engine_venv(), tmp_path)
     port = free_port()
     done = soak(tmp_path, venv / "bin" / "python", port, "--duration", "20s", timeout_s=120)
     assert done.returncode == 13, done.stdout + done.stderr
     assert "the hook could not start inside the engine, so it is not soaked unhooked" in done.stderr
-    assert "No module named 'psutil'" in done.stderr and "pip install psutil" in done.stderr
+    assert "ModuleNotFoundError: import of memsoak.profiler halted" in done.stderr
+    assert "make the hook importable by the engine's own interpreter" in done.stderr
     assert not [p for p in (tmp_path / "results").iterdir() if p.is_dir()]  # no load, no run directory
     assert serving(port) == []
 
