@@ -168,6 +168,15 @@ static inline size_t ptr_slot(uintptr_t p, size_t cap) {
  * them); the bitmap is rebuilt from the table once the bits left by freed samples outnumber the
  * live ones (amortised: one 8 KB pass per as many sampled frees as there are live samples). */
 
+/* the line cache of frame_line() (below, with the stack walk) */
+#define MS_LINE_CACHE 2048
+typedef struct {
+    PyObject *linetable; /* strong reference: see frame_line() */
+    int lasti, firstlineno, line;
+} ms_line_slot;
+static ms_line_slot line_cache[MS_LINE_CACHE];
+static uint64_t line_hits, line_misses;
+
 #define MS_FILTER_BITS 65536
 static uint64_t filter[MS_FILTER_BITS / 64];
 static size_t filter_stale; /* sampled frees since the last rebuild */
@@ -389,6 +398,40 @@ static inline PyCodeObject *frame_code(_PyInterpreterFrame *f) {
 #endif
 }
 
+/* The line of a frame: a small cache in front of PyCode_Addr2Line.
+ *
+ * PyCode_Addr2Line walks the code object's location table from its start, so its cost grows with
+ * the offset: measured under callgrind on the demo engine (steady state, 200 requests), ~4,500
+ * instructions per call, 24 frames per sample, 1.7% of the engine's instructions in all; the hot
+ * paths of an engine repeat the same frames, so nearly every lookup is one already made.
+ *
+ * A line is a pure function of (location table, first line, instruction offset), so that is the
+ * key, and each slot holds a strong reference to its location table (a bytes object): while the
+ * slot holds it, no other object can take its address, so a hit is exact even after the code
+ * object itself is gone. Bytes have no finalizer and no weak references, so releasing one on
+ * eviction (here, inside an allocation, with the GIL) only frees memory. What the cache keeps
+ * alive is bounded: at most MS_LINE_CACHE location tables (tens to hundreds of bytes each) of code
+ * objects that died while cached; all of them are released when the tracker stops. */
+static int frame_line(PyCodeObject *code, int lasti) {
+    PyObject *linetable = code->co_linetable;
+    uintptr_t key = ((uintptr_t)linetable >> 4) ^ ((uintptr_t)lasti * 0x9E3779B1u);
+    ms_line_slot *slot = &line_cache[(key ^ (key >> 11)) & (MS_LINE_CACHE - 1)];
+    if (slot->linetable == linetable && slot->lasti == lasti && slot->firstlineno == code->co_firstlineno) {
+        line_hits++;
+        return slot->line;
+    }
+    line_misses++;
+    int line = PyCode_Addr2Line(code, lasti * (int)sizeof(_Py_CODEUNIT));
+    PyObject *old = slot->linetable;
+    Py_INCREF(linetable);
+    slot->linetable = linetable;
+    slot->lasti = lasti;
+    slot->firstlineno = code->co_firstlineno;
+    slot->line = line;
+    Py_XDECREF(old); /* last: a dealloc comes back through w_free, the slot is consistent by then */
+    return line;
+}
+
 static int capture_stack(ms_frame *out, int limit) {
 #if PY_VERSION_HEX >= 0x030D0000
     PyThreadState *tstate = PyThreadState_GetUnchecked();
@@ -407,7 +450,7 @@ static int capture_stack(ms_frame *out, int limit) {
             PyCodeObject *code = frame_code(f);
             if (code != NULL && code->co_filename != NULL) {
                 int lasti = _PyInterpreterFrame_LASTI(f);
-                int line = PyCode_Addr2Line(code, lasti * (int)sizeof(_Py_CODEUNIT));
+                int line = frame_line(code, lasti);
                 out[n].filename = code->co_filename;
                 out[n].lineno = line < 0 ? 0 : line;
                 n++;
@@ -550,6 +593,12 @@ static void clear_tables(void) {
     tb_release(overflow);
     tb_release(no_frame);
     S.live_wbytes = S.samples = S.sampled_frees = S.overflowed = 0;
+    for (size_t i = 0; i < MS_LINE_CACHE; i++) { /* the location tables the line cache holds */
+        PyObject *linetable = line_cache[i].linetable;
+        line_cache[i].linetable = NULL;
+        Py_XDECREF(linetable);
+    }
+    line_hits = line_misses = 0;
 }
 
 static void after_fork_child(void) {
@@ -835,7 +884,7 @@ static PyObject *ms_stats(PyObject *self, PyObject *unused) {
     int installed = 0;
     for (int k = 0; k < MS_NDOMAINS; k++) installed += D[k].installed;
     return Py_BuildValue(
-        "{s:O,s:d,s:i,s:n,s:K,s:K,s:K,s:n,s:K,s:K,s:K,s:O,s:s,s:i,s:d,s:K}",
+        "{s:O,s:d,s:i,s:n,s:K,s:K,s:K,s:n,s:K,s:K,s:K,s:O,s:s,s:i,s:d,s:K,s:K,s:K}",
         "running", S.sampling ? Py_True : Py_False, "sample_bytes", S.mean, "max_frames", S.max_frames,
         "max_tracebacks", (Py_ssize_t)S.max_tracebacks, "samples", (unsigned long long)S.samples,
         "sampled_frees", (unsigned long long)S.sampled_frees, "live_samples", (unsigned long long)S.ptr_count,
@@ -843,7 +892,8 @@ static PyObject *ms_stats(PyObject *self, PyObject *unused) {
         "own_bytes", (unsigned long long)S.own_bytes, "live_bytes_estimate", (unsigned long long)S.live_wbytes,
         "failed", S.failed ? Py_True : Py_False, "failure", S.reason, "domains_hooked", installed,
         "running_s", S.sampling ? (double)(now - S.started_ns) / 1e9 : 0.0,
-        "filter_rebuilds", (unsigned long long)filter_rebuilds);
+        "filter_rebuilds", (unsigned long long)filter_rebuilds,
+        "line_cache_hits", (unsigned long long)line_hits, "line_cache_misses", (unsigned long long)line_misses);
 }
 
 static PyObject *ms_live_bytes(PyObject *self, PyObject *unused) {

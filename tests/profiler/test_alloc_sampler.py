@@ -83,6 +83,48 @@ def test_estimates_are_unbiased_and_stacks_are_innermost_first() -> None:
 
 
 @needs_extension
+def test_line_numbers_are_cached_and_stay_exact_when_code_objects_die() -> None:
+    # Forty variants of one function, compiled and dropped in turn: the same size of code, the same
+    # first line, the allocation on a different line in each (blank lines in between). A dropped code
+    # object's memory goes to the next one, so a line cache keyed by the code object's address
+    # would hand variant k the line of variant k-1; the cache holds each location table instead.
+    result = run_python("""
+        import gc, json
+        from memsoak.profiler import _memsoak_sampler as sampler
+        def lines_sampled(before):
+            now = {r[0][0][1]: r[6] for r in sampler.snapshot(False) if r[0] and r[0][0][0] == "<variant>"}
+            return {line: count - before.get(line, 0) for line, count in now.items() if count > before.get(line, 0)}, now
+        sampler.start(sample_bytes=2048, max_frames=1, seed=99)
+        seen, wrong, addresses = {}, [], set()
+        for k in range(40):
+            source = "def f(n):\\n    out = []\\n    for _ in range(n):\\n" + "\\n" * k + "        out.append(bytearray(256))\\n    return out\\n"
+            namespace = {}
+            exec(compile(source, "<variant>", "exec"), namespace)
+            addresses.add(id(namespace["f"].__code__))
+            kept = namespace["f"](400)
+            new, seen = lines_sampled(seen)
+            if set(new) - {1, 3} != {4 + k}:   # 1: the def itself; 3: the loop's own objects
+                wrong.append([k, new])
+            del kept, namespace
+            gc.collect()
+        def hot(n):
+            return [bytearray(256) for _ in range(n)]
+        for _ in range(50):
+            hot(400)
+        stats = sampler.stats()
+        sampler.stop()
+        print(json.dumps({"wrong": wrong, "addresses": len(addresses), "hits": stats["line_cache_hits"],
+                          "misses": stats["line_cache_misses"], "samples": stats["samples"],
+                          "after_stop": sampler.stats()["line_cache_hits"]}))
+    """)
+    assert result["wrong"] == [], result["wrong"]
+    assert result["addresses"] < 40, "no code object reused an address: the test proves nothing"
+    assert result["samples"] > 1500
+    assert result["hits"] > 10 * result["misses"], result   # the hot loop's frames are looked up once
+    assert result["after_stop"] == 0
+
+
+@needs_extension
 def test_estimates_are_unbiased_over_many_seeds() -> None:
     """40 independent samplings of the same 8 MB (16 KiB blocks at a 64 KiB mean): the errors
     average out to ~0 (sd of one run ~ sqrt(mean/growth) ~ 9%, of the mean of 40 ~ 1.4%)."""
