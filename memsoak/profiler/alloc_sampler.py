@@ -10,7 +10,7 @@ which the hook prints once before falling back to tracemalloc (docs/hook.md, "Al
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 MODES = ("sampled", "tracemalloc", "off")
 DEFAULT_SAMPLE_BYTES = 512 * 1024
@@ -77,13 +77,18 @@ def live_bytes() -> int | None:
     return module.live_bytes() if module is not None else None
 
 
-def rows(only_live: bool = True) -> list[Row]:
-    """One row per sampled traceback (see the extension's snapshot()); [] when not sampling."""
+def iter_rows(only_live: bool = True) -> Iterator[Row]:
+    """One row per sampled traceback (see the extension's snapshot()), built ROWS_PER_CHUNK at a
+    time: a consumer that folds them as they come (a snapshot does) never holds every row at once,
+    which keeps the snapshot's transient heap, and so the engine's RSS step, small."""
     module, _reason = _module()
     if module is None or not module.running():
-        return []
+        return
     copy, count = module.snapshot_copy(only_live)  # consistent, taken without Python allocation
-    rows: list[Row] = []
     for start in range(0, count, ROWS_PER_CHUNK):  # the GIL can change hands between chunks
-        rows.extend(module.snapshot_rows(copy, start, start + ROWS_PER_CHUNK))
-    return rows
+        yield from module.snapshot_rows(copy, start, start + ROWS_PER_CHUNK)
+
+
+def rows(only_live: bool = True) -> list[Row]:
+    """Every row at once; [] when not sampling."""
+    return list(iter_rows(only_live))

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
     import tracemalloc  # imported when a tracemalloc snapshot is taken: never in sampled mode
@@ -151,7 +151,7 @@ def group_by_traceback(snapshot: tracemalloc.Snapshot) -> dict[Frames, list[int]
     return grouped
 
 
-def group_sampled(rows: list[tuple[Any, ...]]) -> dict[Frames, list[int]]:
+def group_sampled(rows: Iterable[tuple[Any, ...]]) -> dict[Frames, list[int]]:
     """{frames: [estimated live bytes, estimated live blocks]} from the sampler's rows.
 
     The tracker interns stacks by the identity of each code object's filename, so two rows can
@@ -248,7 +248,7 @@ class SnapshotStore:
         if not alloc_sampler.running():
             raise RuntimeError("the allocation sampler is not running (it failed or was stopped): "
                                "see /health alloc_sampler")
-        grouped = group_sampled(alloc_sampler.rows(only_live=True))
+        grouped = group_sampled(alloc_sampler.iter_rows(only_live=True))
         taken_at = time.time()
         self._store.put(label, taken_at, (self._sample_frames, list(grouped.items())))
         stats = alloc_sampler.stats() or {}

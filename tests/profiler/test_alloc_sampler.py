@@ -125,6 +125,37 @@ def test_line_numbers_are_cached_and_stay_exact_when_code_objects_die() -> None:
 
 
 @needs_extension
+def test_a_snapshot_copy_outlived_by_its_tables_is_refused_not_read() -> None:
+    # a copy points at the interned tracebacks (no frames copied); a stop or restart between the
+    # copy and the reading of its rows frees them, and reading them then must be an error
+    result = run_python("""
+        import json
+        from memsoak.profiler import _memsoak_sampler as sampler
+        sampler.start(sample_bytes=1024, seed=5)
+        kept = [bytearray(300) for _ in range(5000)]
+        kept2 = [bytearray(300) for _ in range(5000)]
+        kept3 = [bytearray(300) for _ in range(5000)]
+        copy, count = sampler.snapshot_copy(True)
+        first = sampler.snapshot_rows(copy, 0, 2)
+        sampler.stop(); sampler.start(sample_bytes=1024, seed=6)
+        more = [bytearray(300) for _ in range(5000)]
+        try:
+            sampler.snapshot_rows(copy, 2, count)
+            refused = None
+        except RuntimeError as error:
+            refused = str(error)
+        fresh, fresh_count = sampler.snapshot_copy(True)
+        rows = sampler.snapshot_rows(fresh, 0, fresh_count)
+        sampler.stop()
+        print(json.dumps({"count": count, "first": len(first), "refused": refused, "fresh": len(rows),
+                          "frames_ok": all(isinstance(r[0], tuple) and r[0] for r in rows)}))
+    """)
+    assert result["count"] > 2 and result["first"] == 2
+    assert result["refused"] and "stopped or restarted" in result["refused"]
+    assert result["fresh"] > 0 and result["frames_ok"]
+
+
+@needs_extension
 def test_estimates_are_unbiased_over_many_seeds() -> None:
     """40 independent samplings of the same 8 MB (16 KiB blocks at a 64 KiB mean): the errors
     average out to ~0 (sd of one run ~ sqrt(mean/growth) ~ 9%, of the mean of 40 ~ 1.4%)."""
