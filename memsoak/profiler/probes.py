@@ -23,7 +23,7 @@ import weakref
 import _tracemalloc  # tracemalloc's C half: no tracemalloc.py (and pickle) in the engine for two reads
 from typing import Any, Callable
 
-from .procinfo import PAGE_SIZE, read_proc
+from .procinfo import ProcFS, read_proc
 
 Probe = Callable[[], dict[str, Any]]
 Process = Any   # procinfo.process(pid) or a psutil.Process: the same few methods
@@ -45,10 +45,6 @@ def _proc_children(pid: int) -> list[int]:
     return found
 
 
-def _statm_rss(pid: int) -> int:
-    return int(read_proc(f"/proc/{pid}/statm").split()[1]) * PAGE_SIZE
-
-
 def tree(proc: Process) -> dict[str, Any]:
     """RSS summed over the process and all its descendants (multi-worker servers).
 
@@ -60,7 +56,7 @@ def tree(proc: Process) -> dict[str, Any]:
         while pending and count < 10_000:
             pid = pending.pop()
             try:
-                total += _statm_rss(pid)
+                total += ProcFS(pid).memory_info().rss
                 pending.extend(_proc_children(pid))
                 count += 1
             except (OSError, ValueError):  # exited between listing and reading

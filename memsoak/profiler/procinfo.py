@@ -6,12 +6,12 @@ it adds ~3,500 tracked objects, and on an engine that churns small objects a loo
 slower with psutil merely imported (docs/hook.md, "The hook's own footprint in the garbage
 collector"). The hook asks the kernel five things; on Linux each is one small /proc file, read raw.
 
-`process(pid)` returns an object with the part of `psutil.Process`'s interface the hook uses
-(`pid`, `memory_info()`, `memory_full_info()`, `num_fds()`, `num_threads()`, `cmdline()`,
-`is_zombie()`, `children()`): `ProcFS` where /proc is there, else a thin wrapper around psutil, which
-stays the hook's dependency for other systems and is imported only there (or for `children()`,
-which only the non-Linux path of the tree probe calls). Errors are OSError (or psutil.Error), and the
-sampler counts them per probe as before.
+`process(pid)` returns `ProcFS` where /proc is there, with the part of `psutil.Process`'s
+interface the hook uses (`pid`, `memory_info()`, `memory_full_info()`, `num_fds()`, `num_threads()`,
+`cmdline()`, `status()`, `children()`), else a `psutil.Process`: psutil stays the hook's dependency
+for other systems and is imported only there (or for `children()`, which only the tree probe's path
+without /proc/PID/task/TID/children calls). Errors are OSError (or psutil.Error), and the sampler
+counts them per probe as before.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 PROC = "/proc"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+ZOMBIE = "zombie"   # psutil.STATUS_ZOMBIE's value
 
 
 def read_proc(path: str) -> bytes:
@@ -86,62 +87,40 @@ class ProcFS:
     def num_threads(self) -> int:
         return int(self._stat_after_name()[17])   # field 20 of proc(5)
 
+    def status(self) -> str:
+        """"zombie" (psutil.STATUS_ZOMBIE) for a process exited but not reaped, else "running"."""
+        return ZOMBIE if self._stat_after_name()[0] == b"Z" else "running"
+
     def is_zombie(self) -> bool:
-        return self._stat_after_name()[0] == b"Z"
+        return self.status() == ZOMBIE
 
     def cmdline(self) -> list[str]:
         raw = read_proc(f"{self._dir}/cmdline")
         return [os.fsdecode(part) for part in raw.rstrip(b"\0").split(b"\0")] if raw else []
 
     def children(self, recursive: bool = False) -> list[Any]:
-        return _PsutilProcess(self.pid).children(recursive)
-
-
-class _PsutilProcess:
-    """psutil.Process behind the same interface, where there is no /proc."""
-
-    def __init__(self, pid: int) -> None:
         import psutil   # here only: see the module docstring
 
-        self._process = psutil.Process(pid)
-        self._zombie = psutil.STATUS_ZOMBIE
-        self.pid = pid
-
-    def memory_info(self) -> Any:
-        return self._process.memory_info()
-
-    def memory_full_info(self) -> Any:
-        return self._process.memory_full_info()
-
-    def num_fds(self) -> int:
-        return self._process.num_fds()
-
-    def num_threads(self) -> int:
-        return self._process.num_threads()
-
-    def is_zombie(self) -> bool:
-        return self._process.status() == self._zombie
-
-    def cmdline(self) -> list[str]:
-        return self._process.cmdline()
-
-    def children(self, recursive: bool = False) -> list[Any]:
-        return self._process.children(recursive=recursive)
+        return psutil.Process(self.pid).children(recursive=recursive)
 
 
 def has_procfs() -> bool:
     return os.path.exists(f"{PROC}/{os.getpid()}/statm")
 
 
-def process(pid: int | None = None) -> ProcFS | _PsutilProcess:
-    """The process PID (default: this one), read through /proc where there is one."""
+def process(pid: int | None = None) -> Any:
+    """The process PID (default: this one): ProcFS where there is /proc, else a psutil.Process."""
     pid = os.getpid() if pid is None else pid
-    return ProcFS(pid) if has_procfs() else _PsutilProcess(pid)
+    if has_procfs():
+        return ProcFS(pid)
+    import psutil   # here only: see the module docstring
+
+    return psutil.Process(pid)
 
 
 def alive(pid: int) -> bool:
     """Running and not a zombie (a killed worker whose parent has not reaped it yet)."""
     try:
-        return not process(pid).is_zombie()
+        return process(pid).status() != ZOMBIE
     except Exception:   # gone (OSError, psutil.NoSuchProcess) or not ours to read
         return False
